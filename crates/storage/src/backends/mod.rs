@@ -1,0 +1,4 @@
+//! Storage backends. Each passes [`crate::testkit::battery`].
+
+pub mod inmem;
+pub mod sqlite;
