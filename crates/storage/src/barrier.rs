@@ -4,8 +4,10 @@
 //! `[version 0x01][term: u32 BE][nonce: 12 bytes][AES-256-GCM ciphertext + tag]`, with the
 //! storage key as associated data, so a ciphertext moved to another key fails to decrypt. The
 //! keyring holds one data key per term; `rotate` adds a term that encrypts new writes while old
-//! terms still decrypt. The keyring itself is stored at [`KEYRING_PATH`], encrypted with the
-//! unseal key (which only exists in memory while unsealing). A sealed barrier answers every
+//! terms still decrypt. The keyring is stored at [`KEYRING_PATH`] encrypted with a root key; the
+//! root key is stored at [`ROOT_KEY_PATH`] encrypted with the unseal key, which exists in
+//! memory only while unsealing (Vault's layout: re-keying the unseal key touches one entry,
+//! rotating the keyring needs no unseal key). A sealed barrier answers every
 //! call with [`StorageError::Sealed`]. This module never logs keys or plaintext.
 
 use std::collections::BTreeMap;
@@ -21,8 +23,10 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::{Op, Storage, StorageError};
 
-/// Where the encrypted keyring lives in physical storage.
+/// Where the encrypted keyring lives in physical storage (encrypted with the root key).
 pub const KEYRING_PATH: &str = "core/keyring";
+/// Where the root key lives, encrypted with the unseal key.
+pub const ROOT_KEY_PATH: &str = "core/root-key";
 /// Physical keys that bypass the barrier (stored in clear by the seal itself).
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
 
@@ -52,6 +56,8 @@ struct TermKey {
 struct Keyring {
     active: u32,
     terms: BTreeMap<u32, TermKey>,
+    /// The root key that encrypts the keyring; in memory only while unsealed.
+    root: Zeroizing<Vec<u8>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,9 +124,14 @@ impl Barrier {
         &self.physical
     }
 
+    /// The physical backend's name (`inmem`, `sqlite`).
+    pub fn kind_name(&self) -> &'static str {
+        self.physical.kind()
+    }
+
     /// Whether a keyring has ever been written.
     pub async fn is_initialized(&self) -> Result<bool, StorageError> {
-        Ok(self.physical.get(KEYRING_PATH).await?.is_some())
+        Ok(self.physical.get(ROOT_KEY_PATH).await?.is_some())
     }
 
     /// Whether the barrier is sealed.
@@ -144,6 +155,7 @@ impl Barrier {
             return Err(BarrierError::AlreadyInitialized);
         }
         let data_key = self.generate_key()?;
+        let root = self.generate_key()?;
         let ring = Keyring {
             active: 1,
             terms: BTreeMap::from([(
@@ -154,12 +166,16 @@ impl Barrier {
                     installed: now_secs(),
                 },
             )]),
+            root,
         };
-        self.persist_keyring(&ring, unseal_key).await?;
+        self.persist_keyring(&ring).await?;
+        let unseal = make_key(unseal_key)?;
+        let sealed_root = self.seal_value(&unseal, 0, ROOT_KEY_PATH, &ring.root)?;
+        self.physical.put(ROOT_KEY_PATH, sealed_root).await?;
         Ok(())
     }
 
-    async fn persist_keyring(&self, ring: &Keyring, unseal_key: &[u8]) -> Result<(), StorageError> {
+    async fn persist_keyring(&self, ring: &Keyring) -> Result<(), StorageError> {
         let stored = StoredKeyring {
             active_term: ring.active,
             keys: ring
@@ -175,35 +191,60 @@ impl Barrier {
         let plain = Zeroizing::new(
             serde_json::to_vec(&stored).map_err(|e| StorageError::Corrupt(e.to_string()))?,
         );
-        let key = make_key(unseal_key)?;
+        let key = make_key(&ring.root)?;
         let sealed = self.seal_value(&key, 0, KEYRING_PATH, &plain)?;
         self.physical.put(KEYRING_PATH, sealed).await
     }
 
     /// Decrypts the keyring with `unseal_key` and opens the barrier.
     pub async fn unseal(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
-        let blob = self
-            .physical
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
-        let ring = self.decode_keyring(&blob, unseal_key)?;
+        let root = self.open_root(unseal_key).await?;
+        let ring = self.load_keyring(root).await?;
         if let Ok(mut slot) = self.keyring.write() {
             *slot = Some(Arc::new(ring));
         }
         Ok(())
     }
 
-    /// Re-reads the keyring (another node rotated it). No-op while sealed.
-    pub async fn reload_keyring(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
-        if self.is_sealed() {
-            return Ok(());
-        }
-        self.unseal(unseal_key).await
+    async fn open_root(&self, unseal_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
+        let blob = self
+            .physical
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let key = make_key(unseal_key).map_err(|_| BarrierError::InvalidKey)?;
+        Self::open_value(&key, ROOT_KEY_PATH, &blob)
+            .map(Zeroizing::new)
+            .map_err(|_| BarrierError::InvalidKey)
     }
 
-    fn decode_keyring(&self, blob: &[u8], unseal_key: &[u8]) -> Result<Keyring, BarrierError> {
-        let key = make_key(unseal_key).map_err(|_| BarrierError::InvalidKey)?;
+    async fn load_keyring(&self, root: Zeroizing<Vec<u8>>) -> Result<Keyring, BarrierError> {
+        let blob = self
+            .physical
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        self.decode_keyring(&blob, root)
+    }
+
+    /// Re-reads the keyring (another node rotated it). No-op while sealed.
+    pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
+        let Ok(current) = self.current() else {
+            return Ok(());
+        };
+        let ring = self.load_keyring(current.root.clone()).await?;
+        if let Ok(mut slot) = self.keyring.write() {
+            *slot = Some(Arc::new(ring));
+        }
+        Ok(())
+    }
+
+    fn decode_keyring(
+        &self,
+        blob: &[u8],
+        root: Zeroizing<Vec<u8>>,
+    ) -> Result<Keyring, BarrierError> {
+        let key = make_key(&root).map_err(|_| BarrierError::InvalidKey)?;
         let plain = Zeroizing::new(
             Self::open_value(&key, KEYRING_PATH, blob).map_err(|_| BarrierError::InvalidKey)?,
         );
@@ -231,17 +272,13 @@ impl Barrier {
         Ok(Keyring {
             active: stored.active_term,
             terms,
+            root,
         })
     }
 
     /// Checks that `unseal_key` opens the keyring without unsealing.
     pub async fn verify_key(&self, unseal_key: &[u8]) -> Result<(), BarrierError> {
-        let blob = self
-            .physical
-            .get(KEYRING_PATH)
-            .await?
-            .ok_or(BarrierError::NotInitialized)?;
-        self.decode_keyring(&blob, unseal_key).map(|_| ())
+        self.open_root(unseal_key).await.map(|_| ())
     }
 
     /// Drops the keyring from memory.
@@ -252,7 +289,7 @@ impl Barrier {
     }
 
     /// Adds a new term and makes it active; old terms still decrypt.
-    pub async fn rotate(&self, unseal_key: &[u8]) -> Result<KeyStatus, BarrierError> {
+    pub async fn rotate(&self) -> Result<KeyStatus, BarrierError> {
         let current = self.current()?;
         let data_key = self.generate_key()?;
         let new_term = current.active + 1;
@@ -279,8 +316,9 @@ impl Barrier {
         let ring = Keyring {
             active: new_term,
             terms,
+            root: current.root.clone(),
         };
-        self.persist_keyring(&ring, unseal_key).await?;
+        self.persist_keyring(&ring).await?;
         if let Ok(mut slot) = self.keyring.write() {
             *slot = Some(Arc::new(ring));
         }

@@ -78,7 +78,7 @@ async fn barrier_encrypts_binds_keys_and_rotates() {
     ));
 
     // Rotation: new writes use term 2, old entries still read.
-    let status = barrier.rotate(&key).await.unwrap();
+    let status = barrier.rotate().await.unwrap();
     assert_eq!(status.term, 2);
     barrier.put("logical/m/three", b"after".to_vec()).await.unwrap();
     let raw3 = phys.get("logical/m/three").await.unwrap().unwrap();

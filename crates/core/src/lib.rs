@@ -1,0 +1,591 @@
+//! signet's core: everything between the HTTP layer and the engines.
+//!
+//! A request goes: sealed? -> route (longest-prefix mount match) -> token lookup -> access
+//! check -> existence check (POST/PUT becomes create or update) -> the engine's path spec ->
+//! handler, with the engine confined to its mount's [`StorageView`]. The core owns the seal
+//! (init, unseal with Shamir shares or a key file, seal, key rotation), the mount tables, the
+//! token store and the `sys/*` paths. It never depends on an engine crate: the binary
+//! registers engine factories by type name in a [`Registry`].
+//!
+//! Nothing here knows HTTP; [`CoreError`] is mapped to status codes by the `http` crate.
+
+pub mod error;
+pub mod framework;
+pub mod mounts;
+pub mod request;
+mod seal;
+mod sys;
+pub mod token;
+mod token_paths;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use serde_json::{json, Map, Value};
+use signet_storage::{Barrier, Storage, StorageView};
+
+pub use error::{CoreError, CoreResult};
+pub use framework::{Backend, Ctx, Env, Field, MountInfo, PathBackend, PathSpec};
+pub use mounts::{MountConfig, MountEntry, MountTable, Mounted, Table};
+pub use request::{Lease, Method, Operation, RawBody, Request, Response};
+pub use seal::{InitResult, SealKind};
+pub use token::{TokenEntry, TokenStore};
+
+/// signet's version, reported by `sys/health`, `sys/seal-status` and the OpenAPI document.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the core knows about the request beyond its fields.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub id: String,
+    pub remote_addr: Option<SocketAddr>,
+    /// The caller's token entry, when the path needed one.
+    pub token: Option<TokenEntry>,
+    /// The keyed hash of the caller's token (never the token).
+    pub token_hash: Option<String>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Builds an engine instance for a mount entry.
+pub type EngineFactory =
+    Arc<dyn Fn(&MountEntry) -> CoreResult<Arc<dyn Backend>> + Send + Sync + 'static>;
+
+/// The engine types the binary makes available, by table.
+#[derive(Clone, Default)]
+pub struct Registry {
+    secrets: BTreeMap<String, EngineFactory>,
+    auth: BTreeMap<String, EngineFactory>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a secrets engine type (`kv`, `pki`).
+    pub fn secrets(mut self, kind: &str, f: EngineFactory) -> Self {
+        self.secrets.insert(kind.to_string(), f);
+        self
+    }
+
+    /// Registers an auth method type (`approle`, `kubernetes`).
+    pub fn auth(mut self, kind: &str, f: EngineFactory) -> Self {
+        self.auth.insert(kind.to_string(), f);
+        self
+    }
+
+    fn get(&self, table: Table, kind: &str) -> Option<&EngineFactory> {
+        match table {
+            Table::Secrets => self.secrets.get(kind),
+            Table::Auth => self.auth.get(kind),
+        }
+    }
+}
+
+/// Options fixed at startup.
+pub struct CoreOptions {
+    pub registry: Registry,
+    pub seal: SealKind,
+}
+
+/// The core. Cheap to share as `Arc<Core>`.
+pub struct Core {
+    barrier: Arc<Barrier>,
+    registry: Registry,
+    seal_kind: SealKind,
+    table: RwLock<Arc<MountTable>>,
+    progress: Mutex<seal::Progress>,
+    tokens: Arc<TokenStore>,
+    sys: Arc<dyn Backend>,
+    token_backend: Arc<dyn Backend>,
+    cluster: RwLock<Option<(String, String)>>,
+    /// Serialises seal transitions and mount-table changes.
+    state_lock: tokio::sync::Mutex<()>,
+}
+
+impl Core {
+    /// Builds a sealed core over a physical backend.
+    pub fn new(physical: Arc<dyn Storage>, options: CoreOptions) -> Arc<Core> {
+        let tokens = Arc::new(TokenStore::new());
+        Arc::new_cyclic(|weak: &Weak<Core>| Core {
+            barrier: Arc::new(Barrier::new(physical)),
+            registry: options.registry,
+            seal_kind: options.seal,
+            table: RwLock::new(Arc::new(MountTable::default())),
+            progress: Mutex::new(seal::Progress::default()),
+            tokens: tokens.clone(),
+            sys: Arc::new(sys::backend(weak.clone())),
+            token_backend: Arc::new(token_paths::backend(tokens)),
+            cluster: RwLock::new(None),
+            state_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The barrier (for tests and the storage-facing tools).
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// The token store.
+    pub fn tokens(&self) -> &Arc<TokenStore> {
+        &self.tokens
+    }
+
+    /// The current routing table.
+    pub fn mount_table(&self) -> Arc<MountTable> {
+        self.table
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn set_table(&self, t: MountTable) {
+        let mut guard = self.table.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(t);
+    }
+
+    /// Whether the barrier is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.barrier.is_sealed()
+    }
+
+    fn sys_env(&self, meta: Arc<RequestMeta>) -> Env {
+        Env {
+            storage: StorageView::new(self.barrier.clone(), "sys/"),
+            mount: MountInfo {
+                path: "sys/".into(),
+                kind: "system".into(),
+                ..Default::default()
+            },
+            meta,
+        }
+    }
+
+    /// Runs one request end to end. `Ok(None)` means "204 No Content".
+    pub async fn handle(&self, req: Request) -> CoreResult<Option<Response>> {
+        let mut path = req.path.trim_start_matches('/').to_string();
+        if req.method == Method::List && !path.ends_with('/') && !path.is_empty() {
+            path.push('/');
+        }
+        let mut meta = RequestMeta {
+            id: req.id.clone(),
+            remote_addr: req.remote_addr,
+            token: None,
+            token_hash: None,
+            headers: req.headers.clone(),
+        };
+
+        // The seal endpoints answer whatever the seal state.
+        if let Some(rel) = sys_relative(&path) {
+            if let Some(info) = self.sys.route(rel) {
+                if info.sealed_ok && info.unauthenticated {
+                    let op = simple_op(req.method);
+                    let env = self.sys_env(Arc::new(meta));
+                    if op == Operation::Help {
+                        return Ok(self.sys.help("sys/", rel).map(|v| Response::raw_json(200, &v)));
+                    }
+                    return self.sys.handle(op, rel, req.data, env).await;
+                }
+            }
+        }
+        if self.is_sealed() {
+            return Err(CoreError::Sealed);
+        }
+
+        let table = self.mount_table();
+        let (mounted, rel) = table
+            .route(&path)
+            .ok_or_else(|| CoreError::NoRoute(path.clone()))?;
+        let info = mounted
+            .backend
+            .route(rel)
+            .ok_or_else(|| CoreError::NoRoute(path.clone()))?;
+
+        if !info.unauthenticated || req.token.is_some() {
+            let token = req.token.as_ref().map(|t| t.expose_secret().as_str());
+            let entry = match token {
+                Some(t) => self.tokens.lookup(t).await?,
+                None => None,
+            };
+            match (entry, info.unauthenticated) {
+                (Some(e), _) => {
+                    if let Some(t) = token {
+                        meta.token_hash = Some(self.tokens.hash(t)?);
+                    }
+                    meta.token = Some(e);
+                }
+                (None, true) => {}
+                (None, false) => return Err(CoreError::PermissionDenied),
+            }
+        }
+
+        let env = Env {
+            storage: StorageView::new(
+                self.barrier.clone(),
+                mounted.table.data_prefix(&mounted.entry.uuid),
+            ),
+            mount: mounted.info(),
+            meta: Arc::new(meta),
+        };
+
+        let op = match req.method {
+            Method::Write => match mounted.backend.exists(rel, &req.data, env.clone()).await? {
+                Some(false) => Operation::Create,
+                _ => Operation::Update,
+            },
+            other => simple_op(other),
+        };
+
+        if !info.unauthenticated {
+            self.check_access(&env.meta, &path, op, info.sudo)?;
+        }
+
+        if op == Operation::Help {
+            return Ok(mounted
+                .backend
+                .help(&mounted.full_path(), rel)
+                .map(|v| Response::raw_json(200, &v)));
+        }
+        mounted.backend.handle(op, rel, req.data, env).await
+    }
+
+    /// The access check. Root tokens may do anything; until ACL policies land, other tokens
+    /// get only what the built-in `default` policy grants on the token's own entry.
+    fn check_access(
+        &self,
+        meta: &RequestMeta,
+        path: &str,
+        _op: Operation,
+        _sudo: bool,
+    ) -> CoreResult<()> {
+        let Some(token) = &meta.token else {
+            return Err(CoreError::PermissionDenied);
+        };
+        if token.is_root() {
+            return Ok(());
+        }
+        const DEFAULT_POLICY_PATHS: &[&str] = &[
+            "auth/token/lookup-self",
+            "auth/token/renew-self",
+            "auth/token/revoke-self",
+            "sys/capabilities-self",
+        ];
+        if DEFAULT_POLICY_PATHS.contains(&path) {
+            return Ok(());
+        }
+        Err(CoreError::PermissionDenied)
+    }
+
+    /// `(cluster_name, cluster_id)` once unsealed.
+    pub fn cluster(&self) -> Option<(String, String)> {
+        self.cluster.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Called after the barrier opens: loads the cluster identity, token store and mounts.
+    async fn post_unseal(&self) -> CoreResult<()> {
+        let sys_view = StorageView::new(self.barrier.clone(), "");
+        let cluster: Option<(String, String)> = sys_view.get_json("core/cluster").await?;
+        let cluster = match cluster {
+            Some(c) => c,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                let name = format!("signet-cluster-{}", &id[..8]);
+                let c = (name, id);
+                sys_view.put_json("core/cluster", &c).await?;
+                c
+            }
+        };
+        if let Ok(mut slot) = self.cluster.write() {
+            *slot = Some(cluster);
+        }
+        self.tokens
+            .setup(StorageView::new(self.barrier.clone(), "sys/token/"))
+            .await?;
+        let mut table = MountTable::default();
+        for t in [Table::Secrets, Table::Auth] {
+            let entries: Option<Vec<MountEntry>> = sys_view.get_json(t.storage_key()).await?;
+            let entries = match entries {
+                Some(e) => e,
+                None => {
+                    let defaults = self.default_mounts(t)?;
+                    sys_view.put_json(t.storage_key(), &defaults).await?;
+                    defaults
+                }
+            };
+            for entry in entries {
+                match self.instantiate(t, &entry) {
+                    Ok(backend) => table.mounts.push(Mounted {
+                        table: t,
+                        entry,
+                        backend,
+                    }),
+                    Err(e) => tracing::error!(
+                        path = %entry.path, kind = %entry.kind, error = %e,
+                        "cannot start mount; it stays in the table but is not served"
+                    ),
+                }
+            }
+        }
+        self.set_table(table);
+        Ok(())
+    }
+
+    fn default_mounts(&self, table: Table) -> CoreResult<Vec<MountEntry>> {
+        let mk = |path: &str, kind: &str, desc: &str| -> CoreResult<MountEntry> {
+            Ok(MountEntry {
+                path: path.into(),
+                kind: kind.into(),
+                description: desc.into(),
+                uuid: uuid::Uuid::new_v4().to_string(),
+                accessor: self.new_accessor(kind)?,
+                config: MountConfig::default(),
+                options: None,
+                local: false,
+                seal_wrap: false,
+                external_entropy_access: false,
+            })
+        };
+        Ok(match table {
+            Table::Secrets => vec![mk(
+                "sys/",
+                "system",
+                "system endpoints used for control, policy and debugging",
+            )?],
+            Table::Auth => vec![mk("token/", "token", "token based credentials")?],
+        })
+    }
+
+    fn new_accessor(&self, kind: &str) -> CoreResult<String> {
+        let id = self.tokens.random_id(8)?.to_lowercase();
+        let prefix = match kind {
+            "system" => "system".to_string(),
+            "token" => "auth_token".to_string(),
+            k => k.replace('-', "_"),
+        };
+        Ok(format!("{prefix}_{id}"))
+    }
+
+    fn instantiate(&self, table: Table, entry: &MountEntry) -> CoreResult<Arc<dyn Backend>> {
+        match (table, entry.kind.as_str()) {
+            (Table::Secrets, "system") => Ok(self.sys.clone()),
+            (Table::Auth, "token") => Ok(self.token_backend.clone()),
+            _ => {
+                let factory = self.registry.get(table, &entry.kind).ok_or_else(|| {
+                    CoreError::bad(format!(
+                        "plugin not found in the catalog: {}",
+                        entry.kind
+                    ))
+                })?;
+                factory(entry)
+            }
+        }
+    }
+
+    async fn persist_table(&self, table: &MountTable, which: Table) -> CoreResult<()> {
+        let entries: Vec<&MountEntry> = table
+            .mounts
+            .iter()
+            .filter(|m| m.table == which)
+            .map(|m| &m.entry)
+            .collect();
+        StorageView::new(self.barrier.clone(), "")
+            .put_json(which.storage_key(), &entries)
+            .await?;
+        Ok(())
+    }
+
+    /// Enables a mount (`sys/mounts/:path`, `sys/auth/:path`).
+    pub async fn enable_mount(&self, table: Table, mut entry: MountEntry) -> CoreResult<()> {
+        let _guard = self.state_lock.lock().await;
+        entry.path = mounts::normalize_mount_path(&entry.path);
+        if entry.path == "/" {
+            return Err(CoreError::bad("path cannot be empty"));
+        }
+        let reserved: &[&str] = match table {
+            Table::Secrets => &["sys/", "auth/", "cubbyhole/", "identity/"],
+            Table::Auth => &["token/"],
+        };
+        if reserved.iter().any(|r| entry.path.starts_with(r)) {
+            return Err(CoreError::bad(format!(
+                "cannot mount at reserved path {:?}",
+                entry.path
+            )));
+        }
+        let current = self.mount_table();
+        if let Some(existing) = current.conflict(table, &entry.path) {
+            return Err(CoreError::bad(format!(
+                "path is already in use at {}",
+                existing.full_path()
+            )));
+        }
+        entry.uuid = uuid::Uuid::new_v4().to_string();
+        entry.accessor = self.new_accessor(&entry.kind)?;
+        let backend = self.instantiate(table, &entry)?;
+        let mut next = (*current).clone();
+        next.mounts.push(Mounted {
+            table,
+            entry,
+            backend,
+        });
+        self.persist_table(&next, table).await?;
+        self.set_table(next);
+        Ok(())
+    }
+
+    /// Disables a mount and deletes its data. A missing mount is not an error (Vault's
+    /// behaviour).
+    pub async fn disable_mount(&self, table: Table, path: &str) -> CoreResult<()> {
+        let _guard = self.state_lock.lock().await;
+        let path = mounts::normalize_mount_path(path);
+        let current = self.mount_table();
+        let Some(m) = current.get(table, &path).cloned() else {
+            return Ok(());
+        };
+        if matches!(m.entry.kind.as_str(), "system" | "token") {
+            return Err(CoreError::bad(format!(
+                "cannot unmount {:?}",
+                m.full_path()
+            )));
+        }
+        let mut next = (*current).clone();
+        next.mounts
+            .retain(|x| !(x.table == table && x.entry.path == path));
+        self.persist_table(&next, table).await?;
+        self.set_table(next);
+        let view = StorageView::new(self.barrier.clone(), table.data_prefix(&m.entry.uuid));
+        let env = Env {
+            storage: view.clone(),
+            mount: m.info(),
+            meta: Arc::new(RequestMeta::default()),
+        };
+        m.backend.cleanup(env).await?;
+        view.clear().await?;
+        Ok(())
+    }
+
+    /// Applies a change to one mount's entry (tune).
+    pub async fn update_mount<F>(&self, table: Table, path: &str, change: F) -> CoreResult<()>
+    where
+        F: FnOnce(&mut MountEntry) -> CoreResult<()>,
+    {
+        let _guard = self.state_lock.lock().await;
+        let path = mounts::normalize_mount_path(path);
+        let current = self.mount_table();
+        let mut next = (*current).clone();
+        let m = next
+            .mounts
+            .iter_mut()
+            .find(|m| m.table == table && m.entry.path == path)
+            .ok_or_else(|| {
+                CoreError::bad(format!("no mount at {}{}", table.route_prefix(), path))
+            })?;
+        change(&mut m.entry)?;
+        self.persist_table(&next, table).await?;
+        self.set_table(next);
+        Ok(())
+    }
+
+    /// Moves a mount to a new path; its data stays where it is (storage is keyed by UUID).
+    pub async fn remount(&self, from: &str, to: &str) -> CoreResult<()> {
+        let _guard = self.state_lock.lock().await;
+        let (from_table, from_path) = split_table(from);
+        let (to_table, to_path) = split_table(to);
+        if from_table != to_table {
+            return Err(CoreError::bad(
+                "cannot remount between secret engines and auth methods",
+            ));
+        }
+        let current = self.mount_table();
+        let src = current.get(from_table, &from_path).ok_or_else(|| {
+            CoreError::bad(format!("no matching mount at {:?}", from))
+        })?;
+        if matches!(src.entry.kind.as_str(), "system" | "token") {
+            return Err(CoreError::bad(format!("cannot remount {:?}", from)));
+        }
+        let reserved: &[&str] = match to_table {
+            Table::Secrets => &["sys/", "auth/", "cubbyhole/", "identity/"],
+            Table::Auth => &["token/"],
+        };
+        if to_path == "/" || reserved.iter().any(|r| to_path.starts_with(r)) {
+            return Err(CoreError::bad(format!("cannot remount to {:?}", to)));
+        }
+        if let Some(existing) = current.conflict(to_table, &to_path) {
+            return Err(CoreError::bad(format!(
+                "path already in use at {:?}",
+                existing.full_path()
+            )));
+        }
+        let mut next = (*current).clone();
+        if let Some(m) = next
+            .mounts
+            .iter_mut()
+            .find(|m| m.table == from_table && m.entry.path == from_path)
+        {
+            m.entry.path = to_path;
+        }
+        self.persist_table(&next, from_table).await?;
+        self.set_table(next);
+        Ok(())
+    }
+
+    /// The OpenAPI document for every mounted path.
+    pub fn openapi(&self) -> Value {
+        let mut paths = Map::new();
+        let table = self.mount_table();
+        let mut seen = BTreeSet::new();
+        for m in &table.mounts {
+            let full = m.full_path();
+            if !seen.insert(full.clone()) {
+                continue;
+            }
+            for (k, v) in m.backend.openapi(&full) {
+                paths.entry(k).or_insert(v);
+            }
+        }
+        openapi_document(paths)
+    }
+}
+
+/// Wraps OpenAPI path items into a full OpenAPI 3 document.
+pub fn openapi_document(paths: Map<String, Value>) -> Value {
+    json!({
+        "openapi": "3.0.2",
+        "info": {
+            "title": "signet API",
+            "description": "HTTP API compatible with HashiCorp Vault and OpenBao. All API routes are prefixed with `/v1/`.",
+            "version": VERSION,
+            "license": {"name": "Mozilla Public License 2.0", "url": "https://www.mozilla.org/en-US/MPL/2.0"}
+        },
+        "paths": paths,
+        "components": {"schemas": {}}
+    })
+}
+
+fn sys_relative(path: &str) -> Option<&str> {
+    if path == "sys" {
+        Some("")
+    } else {
+        path.strip_prefix("sys/")
+    }
+}
+
+fn simple_op(m: Method) -> Operation {
+    match m {
+        Method::Get => Operation::Read,
+        Method::Write => Operation::Update,
+        Method::Patch => Operation::Patch,
+        Method::Delete => Operation::Delete,
+        Method::List => Operation::List,
+        Method::Help => Operation::Help,
+    }
+}
+
+/// Splits `auth/x` into (Auth, "x/") and `x` into (Secrets, "x/").
+fn split_table(path: &str) -> (Table, String) {
+    let p = path.trim_matches('/');
+    match p.strip_prefix("auth/") {
+        Some(rest) => (Table::Auth, mounts::normalize_mount_path(rest)),
+        None => (Table::Secrets, mounts::normalize_mount_path(p)),
+    }
+}
