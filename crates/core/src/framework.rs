@@ -328,6 +328,22 @@ impl<S> PathSpec<S> {
         self
     }
 
+    /// Registers one handler for both create and update: the core may then skip the existence
+    /// check when the access decision does not depend on it (root tokens).
+    pub fn write_op(mut self, summary: &'static str, handler: Handler<S>) -> Self {
+        self.ops.push(OpSpec {
+            op: Operation::Create,
+            summary,
+            handler: handler.clone(),
+        });
+        self.ops.push(OpSpec {
+            op: Operation::Update,
+            summary,
+            handler,
+        });
+        self
+    }
+
     pub fn exists(mut self, e: Existence<S>) -> Self {
         self.existence = Some(e);
         self
@@ -371,6 +387,8 @@ pub struct RouteInfo {
     pub sealed_ok: bool,
     pub sudo: bool,
     pub has_existence_check: bool,
+    /// Create and update run the same handler: the existence check only matters for access.
+    pub same_create_update: bool,
 }
 
 /// Per-request environment the core hands an engine.
@@ -525,7 +543,10 @@ impl<S: Send + Sync + 'static> PathBackend<S> {
             }
         }
         let mut item = Map::new();
-        item.insert("description".into(), Value::String(spec.synopsis.to_string()));
+        item.insert(
+            "description".into(),
+            Value::String(spec.synopsis.to_string()),
+        );
         if !params.is_empty() {
             item.insert("parameters".into(), Value::Array(params));
         }
@@ -612,7 +633,10 @@ fn short(v: &Value) -> String {
         other => other.to_string(),
     };
     if s.len() > 64 {
-        format!("{}...", &s[..s.char_indices().nth(61).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(61).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s
     }
@@ -626,6 +650,13 @@ impl<S: Send + Sync + 'static> Backend for PathBackend<S> {
             sealed_ok: s.sealed_ok,
             sudo: s.sudo,
             has_existence_check: s.existence.is_some(),
+            same_create_update: match (
+                s.handler_for(Operation::Create),
+                s.handler_for(Operation::Update),
+            ) {
+                (Some(c), Some(u)) => Arc::ptr_eq(c, u),
+                _ => false,
+            },
         })
     }
 
@@ -723,7 +754,10 @@ mod tests {
     fn literal_and_params() {
         assert_eq!(m("roles", "roles"), Some(vec![]));
         assert_eq!(m("roles", "roles/"), Some(vec![]));
-        assert_eq!(m("roles/:name", "roles/web"), Some(vec![("name".into(), "web".into())]));
+        assert_eq!(
+            m("roles/:name", "roles/web"),
+            Some(vec![("name".into(), "web".into())])
+        );
         assert_eq!(m("roles/:name", "roles/"), None);
         assert_eq!(m("roles/:name", "roles/a/b"), None);
         assert_eq!(m("", ""), Some(vec![]));
@@ -732,7 +766,10 @@ mod tests {
     #[test]
     fn rest_captures() {
         assert_eq!(m("*path", ""), Some(vec![("path".into(), "".into())]));
-        assert_eq!(m("*path", "a/b/"), Some(vec![("path".into(), "a/b/".into())]));
+        assert_eq!(
+            m("*path", "a/b/"),
+            Some(vec![("path".into(), "a/b/".into())])
+        );
         assert_eq!(
             m("mounts/*path/tune", "mounts/a/b/tune"),
             Some(vec![("path".into(), "a/b".into())])

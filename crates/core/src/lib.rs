@@ -183,7 +183,10 @@ impl Core {
                     let op = simple_op(req.method);
                     let env = self.sys_env(Arc::new(meta));
                     if op == Operation::Help {
-                        return Ok(self.sys.help("sys/", rel).map(|v| Response::raw_json(200, &v)));
+                        return Ok(self
+                            .sys
+                            .help("sys/", rel)
+                            .map(|v| Response::raw_json(200, &v)));
                     }
                     return self.sys.handle(op, rel, req.data, env).await;
                 }
@@ -229,7 +232,11 @@ impl Core {
             meta: Arc::new(meta),
         };
 
+        let is_root = env.meta.token.as_ref().is_some_and(TokenEntry::is_root);
         let op = match req.method {
+            // With one handler for both and a root caller, create-vs-update changes nothing:
+            // skip the existence check's storage read.
+            Method::Write if info.same_create_update && is_root => Operation::Update,
             Method::Write => match mounted.backend.exists(rel, &req.data, env.clone()).await? {
                 Some(false) => Operation::Create,
                 _ => Operation::Update,
@@ -372,10 +379,7 @@ impl Core {
             (Table::Auth, "token") => Ok(self.token_backend.clone()),
             _ => {
                 let factory = self.registry.get(table, &entry.kind).ok_or_else(|| {
-                    CoreError::bad(format!(
-                        "plugin not found in the catalog: {}",
-                        entry.kind
-                    ))
+                    CoreError::bad(format!("plugin not found in the catalog: {}", entry.kind))
                 })?;
                 factory(entry)
             }
@@ -497,9 +501,9 @@ impl Core {
             ));
         }
         let current = self.mount_table();
-        let src = current.get(from_table, &from_path).ok_or_else(|| {
-            CoreError::bad(format!("no matching mount at {:?}", from))
-        })?;
+        let src = current
+            .get(from_table, &from_path)
+            .ok_or_else(|| CoreError::bad(format!("no matching mount at {:?}", from)))?;
         if matches!(src.entry.kind.as_str(), "system" | "token") {
             return Err(CoreError::bad(format!("cannot remount {:?}", from)));
         }

@@ -68,7 +68,10 @@ impl MountEntry {
     /// The Vault JSON shape of this entry in `sys/mounts` and friends.
     pub fn to_json(&self) -> Value {
         let mut config = Map::new();
-        config.insert("default_lease_ttl".into(), json!(self.config.default_lease_ttl));
+        config.insert(
+            "default_lease_ttl".into(),
+            json!(self.config.default_lease_ttl),
+        );
         config.insert("force_no_cache".into(), json!(self.config.force_no_cache));
         config.insert("max_lease_ttl".into(), json!(self.config.max_lease_ttl));
         if !self.config.allowed_response_headers.is_empty() {

@@ -130,19 +130,27 @@ impl Core {
             (0, 0)
         } else {
             if shares == 0 {
-                return Err(CoreError::bad("invalid seal configuration: number of shares must be at least one"));
+                return Err(CoreError::bad(
+                    "invalid seal configuration: number of shares must be at least one",
+                ));
             }
             if threshold == 0 {
-                return Err(CoreError::bad("invalid seal configuration: threshold must be at least one"));
+                return Err(CoreError::bad(
+                    "invalid seal configuration: threshold must be at least one",
+                ));
             }
             if shares > 1 && threshold == 1 {
                 return Err(CoreError::bad("invalid seal configuration: threshold must be greater than one for multiple shares"));
             }
             if shares > 255 {
-                return Err(CoreError::bad("invalid seal configuration: shares must be less than 256"));
+                return Err(CoreError::bad(
+                    "invalid seal configuration: shares must be less than 256",
+                ));
             }
             if threshold > shares {
-                return Err(CoreError::bad("invalid seal configuration: threshold cannot be larger than shares"));
+                return Err(CoreError::bad(
+                    "invalid seal configuration: threshold cannot be larger than shares",
+                ));
             }
             (shares, threshold)
         };
@@ -166,11 +174,19 @@ impl Core {
             secret_shares: shares,
             secret_threshold: threshold,
         };
-        let cfg_bytes =
-            serde_json::to_vec(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.barrier.physical().put(SEAL_CONFIG_PATH, cfg_bytes).await?;
-        self.barrier.initialize(&unseal_key).await.map_err(barrier_err)?;
-        self.barrier.unseal(&unseal_key).await.map_err(barrier_err)?;
+        let cfg_bytes = serde_json::to_vec(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.barrier
+            .physical()
+            .put(SEAL_CONFIG_PATH, cfg_bytes)
+            .await?;
+        self.barrier
+            .initialize(&unseal_key)
+            .await
+            .map_err(barrier_err)?;
+        self.barrier
+            .unseal(&unseal_key)
+            .await
+            .map_err(barrier_err)?;
         self.post_unseal().await?;
         let root_token = self.tokens.create_root(None).await?;
         if file_key.is_none() {
@@ -206,9 +222,9 @@ impl Core {
         let key = decode_key_file(raw.expose_secret())?;
         let _guard = self.state_lock.lock().await;
         self.barrier.unseal(&key).await.map_err(|e| match e {
-            BarrierError::InvalidKey => CoreError::bad(
-                "the seal key file does not open this storage (wrong key file?)",
-            ),
+            BarrierError::InvalidKey => {
+                CoreError::bad("the seal key file does not open this storage (wrong key file?)")
+            }
             other => barrier_err(other),
         })?;
         self.post_unseal().await?;
@@ -314,10 +330,19 @@ impl Core {
         m.insert("type".into(), json!(self.seal_kind.type_name()));
         m.insert("initialized".into(), json!(initialized));
         m.insert("sealed".into(), json!(sealed));
-        m.insert("t".into(), json!(cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0)));
-        m.insert("n".into(), json!(cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0)));
+        m.insert(
+            "t".into(),
+            json!(cfg.as_ref().map(|c| c.secret_threshold).unwrap_or(0)),
+        );
+        m.insert(
+            "n".into(),
+            json!(cfg.as_ref().map(|c| c.secret_shares).unwrap_or(0)),
+        );
         m.insert("progress".into(), json!(if sealed { progress } else { 0 }));
-        m.insert("nonce".into(), json!(if sealed { nonce } else { String::new() }));
+        m.insert(
+            "nonce".into(),
+            json!(if sealed { nonce } else { String::new() }),
+        );
         m.insert(
             "recovery_seal".into(),
             json!(matches!(self.seal_kind, SealKind::File(_))),

@@ -7,6 +7,7 @@
 //! comparison ever runs over a secret. This scope is root tokens and `lookup-self`;
 //! the full token store (roles, children, renewal, expiry) builds on the same entry.
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -123,10 +124,15 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
-/// The token store over its storage view.
+/// Entries kept in memory before the cache is emptied and refilled from storage.
+const CACHE_LIMIT: usize = 100_000;
+
+/// The token store over its storage view, with an in-memory cache of entries by keyed hash
+/// (every request looks its token up; the cache saves a storage read and a decryption).
 pub struct TokenStore {
     view: RwLock<Option<StorageView>>,
     salt: RwLock<Option<hmac::Key>>,
+    cache: RwLock<HashMap<String, TokenEntry>>,
     rng: SystemRandom,
 }
 
@@ -141,6 +147,7 @@ impl TokenStore {
         TokenStore {
             view: RwLock::new(None),
             salt: RwLock::new(None),
+            cache: RwLock::new(HashMap::new()),
             rng: SystemRandom::new(),
         }
     }
@@ -164,8 +171,35 @@ impl TokenStore {
         Ok(())
     }
 
+    fn cache_get(&self, id_hash: &str) -> Option<TokenEntry> {
+        self.cache.read().ok().and_then(|c| c.get(id_hash).cloned())
+    }
+
+    fn cache_put(&self, id_hash: &str, entry: &TokenEntry) {
+        if let Ok(mut c) = self.cache.write() {
+            if c.len() >= CACHE_LIMIT {
+                c.clear();
+            }
+            c.insert(id_hash.to_string(), entry.clone());
+        }
+    }
+
+    fn cache_remove(&self, id_hash: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(id_hash);
+        }
+    }
+
+    /// Drops every cached entry (another node changed tokens, or the store was sealed).
+    pub fn invalidate_cache(&self) {
+        if let Ok(mut c) = self.cache.write() {
+            c.clear();
+        }
+    }
+
     /// Forgets the salt and storage (on seal).
     pub fn teardown(&self) {
+        self.invalidate_cache();
         if let Ok(mut s) = self.salt.write() {
             *s = None;
         }
@@ -230,8 +264,7 @@ impl TokenStore {
         let view = self.view()?;
         let id_hash = self.hash(&token)?;
         let acc_hash = self.hash(&entry.accessor)?;
-        let bytes =
-            serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?;
         view.apply(vec![
             signet_storage::Op::Put(format!("id/{id_hash}"), bytes),
             signet_storage::Op::Put(format!("accessor/{acc_hash}"), id_hash.into_bytes()),
@@ -266,13 +299,20 @@ impl TokenStore {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
-        let view = self.view()?;
         let id_hash = self.hash(token)?;
-        let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
-            return Ok(None);
+        let entry = match self.cache_get(&id_hash) {
+            Some(e) => e,
+            None => {
+                let view = self.view()?;
+                let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
+                    return Ok(None);
+                };
+                let entry: TokenEntry = serde_json::from_slice(&bytes)
+                    .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
+                self.cache_put(&id_hash, &entry);
+                entry
+            }
         };
-        let entry: TokenEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
         if entry.expired(now_secs()) {
             self.revoke_by_hash(&id_hash, &entry).await?;
             return Ok(None);
@@ -296,6 +336,7 @@ impl TokenStore {
     pub async fn revoke_by_hash(&self, id_hash: &str, entry: &TokenEntry) -> CoreResult<()> {
         let view = self.view()?;
         let acc_hash = self.hash(&entry.accessor)?;
+        self.cache_remove(id_hash);
         view.apply(vec![
             signet_storage::Op::Delete(format!("id/{id_hash}")),
             signet_storage::Op::Delete(format!("accessor/{acc_hash}")),

@@ -16,15 +16,27 @@ use crate::token::{now_secs, TokenStore};
 pub fn backend(store: Arc<TokenStore>) -> PathBackend<TokenStore> {
     let specs = vec![
         PathSpec::new("lookup-self")
-            .op(Operation::Read, "Look up the calling token.", handler(lookup_self))
-            .op(Operation::Update, "Look up the calling token.", handler(lookup_self))
+            .op(
+                Operation::Read,
+                "Look up the calling token.",
+                handler(lookup_self),
+            )
+            .op(
+                Operation::Update,
+                "Look up the calling token.",
+                handler(lookup_self),
+            )
             .help("Returns the properties of the calling token.", ""),
         PathSpec::new("lookup")
             .field(Field::new("token", FieldType::String, "Token to look up."))
             .op(Operation::Update, "Look up a token.", handler(lookup))
             .help("Returns the properties of a token.", ""),
         PathSpec::new("revoke-self")
-            .op(Operation::Update, "Revoke the calling token.", handler(revoke_self))
+            .op(
+                Operation::Update,
+                "Revoke the calling token.",
+                handler(revoke_self),
+            )
             .help("Revokes the calling token.", ""),
         PathSpec::new("revoke")
             .field(Field::new("token", FieldType::String, "Token to revoke."))
@@ -45,13 +57,19 @@ async fn lookup(s: Arc<TokenStore>, c: Ctx) -> CoreResult<Option<Response>> {
         return Err(CoreError::bad("missing token to look up"));
     }
     match s.lookup(&token).await? {
-        Some(e) => Ok(Some(Response::data(e.lookup_json(Some(&token), now_secs())))),
+        Some(e) => Ok(Some(Response::data(
+            e.lookup_json(Some(&token), now_secs()),
+        ))),
         None => Err(CoreError::bad("bad token")),
     }
 }
 
 async fn revoke_self(s: Arc<TokenStore>, c: Ctx) -> CoreResult<Option<Response>> {
-    let hash = c.meta.token_hash.clone().ok_or(CoreError::PermissionDenied)?;
+    let hash = c
+        .meta
+        .token_hash
+        .clone()
+        .ok_or(CoreError::PermissionDenied)?;
     let entry = c.meta.token.clone().ok_or(CoreError::PermissionDenied)?;
     s.revoke_by_hash(&hash, &entry).await?;
     Ok(None)

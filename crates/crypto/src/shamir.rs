@@ -99,7 +99,8 @@ pub fn split(secret: &[u8], parts: usize, threshold: usize) -> Result<Vec<Vec<u8
     let mut coeffs = Zeroizing::new(vec![0u8; threshold]);
     for (idx, &byte) in secret.iter().enumerate() {
         coeffs[0] = byte;
-        rng.fill(&mut coeffs[1..]).map_err(|_| ShamirError::Random)?;
+        rng.fill(&mut coeffs[1..])
+            .map_err(|_| ShamirError::Random)?;
         for share in out.iter_mut() {
             let x = share[secret.len()];
             // Horner evaluation of the polynomial at x.

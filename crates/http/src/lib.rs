@@ -87,7 +87,10 @@ fn error_messages(e: &CoreError) -> Vec<String> {
 fn json_response(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -166,9 +169,7 @@ fn valid_escapes(s: &[u8]) -> bool {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
-            if i + 2 >= s.len()
-                || !(s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= s.len() || !(s[i + 1].is_ascii_hexdigit() && s[i + 2].is_ascii_hexdigit()) {
                 return false;
             }
             i += 3;
@@ -246,10 +247,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
     }
 }
 
-async fn handle(
-    State(app): State<AppState>,
-    req: axum::extract::Request,
-) -> HttpResponse {
+async fn handle(State(app): State<AppState>, req: axum::extract::Request) -> HttpResponse {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -355,13 +353,18 @@ async fn handle_inner(
         }
     };
     let mut data = match method {
-        Method::Write | Method::Patch | Method::Delete => match parse_body(&parts.headers, &bytes) {
-            Ok(m) => m,
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, vec![e]),
-        },
+        Method::Write | Method::Patch | Method::Delete => {
+            match parse_body(&parts.headers, &bytes) {
+                Ok(m) => m,
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, vec![e]),
+            }
+        }
         _ => Map::new(),
     };
-    if matches!(method, Method::Get | Method::List | Method::Delete | Method::Help) {
+    if matches!(
+        method,
+        Method::Get | Method::List | Method::Delete | Method::Help
+    ) {
         for (k, v) in pairs_to_map(query) {
             if k == "list" || k == "help" {
                 continue;

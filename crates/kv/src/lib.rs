@@ -27,8 +27,7 @@ pub fn backend() -> PathBackend<Kv> {
         Arc::new(Kv),
         vec![PathSpec::new("*path")
             .op(Operation::Read, "Retrieve the secret at the specified location.", handler(read))
-            .op(Operation::Create, "Store a secret at the specified location.", handler(write))
-            .op(Operation::Update, "Store a secret at the specified location.", handler(write))
+            .write_op("Store a secret at the specified location.", handler(write))
             .op(Operation::Delete, "Delete the secret at the specified location.", handler(delete))
             .op(Operation::List, "List secret entries at the specified location.", handler(list))
             .exists(existence(exists))
@@ -104,12 +103,21 @@ async fn list(_s: Arc<Kv>, c: Ctx) -> CoreResult<Option<Response>> {
     if !prefix.is_empty() && !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let after = c.fields.raw().get("after").and_then(Value::as_str).unwrap_or("").to_string();
+    let after = c
+        .fields
+        .raw()
+        .get("after")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let limit = c
         .fields
         .raw()
         .get("limit")
-        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
         .filter(|l| *l > 0)
         .unwrap_or(u64::MAX) as usize;
     let keys = c.storage.list_page(&prefix, &after, limit).await?;

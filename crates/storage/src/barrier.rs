@@ -332,7 +332,11 @@ impl Barrier {
     /// The active term and when it was installed.
     pub fn key_status(&self) -> Result<KeyStatus, StorageError> {
         let ring = self.current()?;
-        let installed = ring.terms.get(&ring.active).map(|k| k.installed).unwrap_or(0);
+        let installed = ring
+            .terms
+            .get(&ring.active)
+            .map(|k| k.installed)
+            .unwrap_or(0);
         Ok(KeyStatus {
             term: ring.active,
             install_time: installed,
@@ -377,7 +381,9 @@ impl Barrier {
 
     fn open_value(key: &LessSafeKey, path: &str, blob: &[u8]) -> Result<Vec<u8>, StorageError> {
         if blob.len() < HEADER + AES_256_GCM.tag_len() || blob[0] != VERSION {
-            return Err(StorageError::Corrupt(format!("entry {path:?} is malformed")));
+            return Err(StorageError::Corrupt(format!(
+                "entry {path:?} is malformed"
+            )));
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&blob[5..HEADER]);
@@ -419,10 +425,9 @@ impl Storage for Barrier {
         };
         let term = Self::term_of(&blob)
             .ok_or_else(|| StorageError::Corrupt(format!("entry {key:?} is malformed")))?;
-        let k = ring
-            .terms
-            .get(&term)
-            .ok_or_else(|| StorageError::Corrupt(format!("entry {key:?} uses unknown term {term}")))?;
+        let k = ring.terms.get(&term).ok_or_else(|| {
+            StorageError::Corrupt(format!("entry {key:?} uses unknown term {term}"))
+        })?;
         Self::open_value(&k.key, key, &blob).map(Some)
     }
 

@@ -32,7 +32,15 @@ async fn basic_crud(s: &dyn Storage) {
 }
 
 async fn listing(s: &dyn Storage) {
-    for k in ["ls/b", "ls/a", "ls/dir/x", "ls/dir/y/z", "ls/dir0", "ls/c/", "lsx/other"] {
+    for k in [
+        "ls/b",
+        "ls/a",
+        "ls/dir/x",
+        "ls/dir/y/z",
+        "ls/dir0",
+        "ls/c/",
+        "lsx/other",
+    ] {
         s.put(k, b"v".to_vec()).await.unwrap();
     }
     assert_eq!(
@@ -100,7 +108,13 @@ async fn atomic_batches(s: &dyn Storage) {
 }
 
 async fn odd_keys_and_values(s: &dyn Storage) {
-    let keys = ["odd/with space", "odd/colon:ab:cd", "odd/ünïcödé", "odd/%41", "odd/.."];
+    let keys = [
+        "odd/with space",
+        "odd/colon:ab:cd",
+        "odd/ünïcödé",
+        "odd/%41",
+        "odd/..",
+    ];
     for k in keys {
         s.put(k, k.as_bytes().to_vec()).await.unwrap();
         assert_eq!(s.get(k).await.unwrap(), Some(k.as_bytes().to_vec()));

@@ -54,7 +54,11 @@ impl StorageView {
     }
 
     /// JSON-encodes and writes an entry.
-    pub async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         self.put(key, bytes).await
     }

@@ -80,16 +80,28 @@ async fn barrier_encrypts_binds_keys_and_rotates() {
     // Rotation: new writes use term 2, old entries still read.
     let status = barrier.rotate().await.unwrap();
     assert_eq!(status.term, 2);
-    barrier.put("logical/m/three", b"after".to_vec()).await.unwrap();
+    barrier
+        .put("logical/m/three", b"after".to_vec())
+        .await
+        .unwrap();
     let raw3 = phys.get("logical/m/three").await.unwrap().unwrap();
     assert_eq!(&raw3[1..5], &2u32.to_be_bytes());
-    assert_eq!(barrier.get("logical/m/one").await.unwrap(), Some(secret.clone()));
+    assert_eq!(
+        barrier.get("logical/m/one").await.unwrap(),
+        Some(secret.clone())
+    );
 
     // After sealing and unsealing again, both terms still work.
     barrier.seal();
     barrier.unseal(&key).await.unwrap();
-    assert_eq!(barrier.get("logical/m/one").await.unwrap(), Some(secret.clone()));
-    assert_eq!(barrier.get("logical/m/three").await.unwrap(), Some(b"after".to_vec()));
+    assert_eq!(
+        barrier.get("logical/m/one").await.unwrap(),
+        Some(secret.clone())
+    );
+    assert_eq!(
+        barrier.get("logical/m/three").await.unwrap(),
+        Some(b"after".to_vec())
+    );
 
     // Nothing on disk carries the plaintext.
     drop(barrier);

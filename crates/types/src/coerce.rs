@@ -188,7 +188,10 @@ pub fn coerce(value: &Value, ty: FieldType) -> Result<Value, String> {
             Value::Object(m) => {
                 let mut out = Map::new();
                 for (k, v) in m {
-                    out.insert(k.clone(), Value::String(scalar_to_string(v).ok_or_else(bad)?));
+                    out.insert(
+                        k.clone(),
+                        Value::String(scalar_to_string(v).ok_or_else(bad)?),
+                    );
                 }
                 Ok(Value::Object(out))
             }
@@ -228,7 +231,10 @@ mod tests {
         assert_eq!(coerce(&json!(5), FieldType::String), Ok(json!("5")));
         assert_eq!(coerce(&json!(true), FieldType::String), Ok(json!("true")));
         assert!(coerce(&json!({}), FieldType::String).is_err());
-        assert_eq!(coerce(&json!("ABC"), FieldType::LowerCaseString), Ok(json!("abc")));
+        assert_eq!(
+            coerce(&json!("ABC"), FieldType::LowerCaseString),
+            Ok(json!("abc"))
+        );
     }
 
     #[test]
@@ -243,7 +249,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(coerce(&json!("72h"), FieldType::DurationSecond), Ok(json!(259200)));
+        assert_eq!(
+            coerce(&json!("72h"), FieldType::DurationSecond),
+            Ok(json!(259200))
+        );
         assert_eq!(coerce(&json!(60), FieldType::DurationSecond), Ok(json!(60)));
     }
 
@@ -257,8 +266,14 @@ mod tests {
             coerce(&json!(["a,b", "c"]), FieldType::CommaStringSlice),
             Ok(json!(["a", "b", "c"]))
         );
-        assert_eq!(coerce(&json!("a,b"), FieldType::StringSlice), Ok(json!(["a,b"])));
-        assert_eq!(coerce(&json!("1,2"), FieldType::CommaIntSlice), Ok(json!([1, 2])));
+        assert_eq!(
+            coerce(&json!("a,b"), FieldType::StringSlice),
+            Ok(json!(["a,b"]))
+        );
+        assert_eq!(
+            coerce(&json!("1,2"), FieldType::CommaIntSlice),
+            Ok(json!([1, 2]))
+        );
     }
 
     #[test]
@@ -267,7 +282,10 @@ mod tests {
             coerce(&json!(["a=b", "c=d=e"]), FieldType::KvPairs),
             Ok(json!({"a": "b", "c": "d=e"}))
         );
-        assert_eq!(coerce(&json!({"a": 1}), FieldType::KvPairs), Ok(json!({"a": "1"})));
+        assert_eq!(
+            coerce(&json!({"a": 1}), FieldType::KvPairs),
+            Ok(json!({"a": "1"}))
+        );
         assert!(coerce(&json!(3), FieldType::Map).is_err());
     }
 }

@@ -14,32 +14,124 @@ use crate::mounts::{normalize_mount_path, MountConfig, MountEntry, Table};
 use crate::request::{Operation, Response};
 
 fn mount_fields(spec: PathSpec<SysState>) -> PathSpec<SysState> {
-    spec.field(Field::new("path", FieldType::String, "The path to mount to."))
-        .field(Field::new("type", FieldType::String, "The type of the backend, such as \"kv\" or \"pki\"."))
-        .field(Field::new("description", FieldType::String, "User-friendly description for this mount."))
-        .field(Field::new("config", FieldType::Map, "Configuration for this mount, such as default_lease_ttl and max_lease_ttl."))
-        .field(Field::new("options", FieldType::KvPairs, "The options to pass into the backend, such as version=1 for KV."))
-        .field(Field::new("local", FieldType::Bool, "Mark the mount as local (not replicated)."))
-        .field(Field::new("seal_wrap", FieldType::Bool, "Accepted for compatibility; every entry is already encrypted."))
-        .field(Field::new("external_entropy_access", FieldType::Bool, "Accepted for compatibility."))
-        .field(Field::new("plugin_name", FieldType::String, "Name of the plugin (alias of type)."))
-        .field(Field::new("plugin_version", FieldType::String, "Accepted for compatibility; signet engines are built in."))
+    spec.field(Field::new(
+        "path",
+        FieldType::String,
+        "The path to mount to.",
+    ))
+    .field(Field::new(
+        "type",
+        FieldType::String,
+        "The type of the backend, such as \"kv\" or \"pki\".",
+    ))
+    .field(Field::new(
+        "description",
+        FieldType::String,
+        "User-friendly description for this mount.",
+    ))
+    .field(Field::new(
+        "config",
+        FieldType::Map,
+        "Configuration for this mount, such as default_lease_ttl and max_lease_ttl.",
+    ))
+    .field(Field::new(
+        "options",
+        FieldType::KvPairs,
+        "The options to pass into the backend, such as version=1 for KV.",
+    ))
+    .field(Field::new(
+        "local",
+        FieldType::Bool,
+        "Mark the mount as local (not replicated).",
+    ))
+    .field(Field::new(
+        "seal_wrap",
+        FieldType::Bool,
+        "Accepted for compatibility; every entry is already encrypted.",
+    ))
+    .field(Field::new(
+        "external_entropy_access",
+        FieldType::Bool,
+        "Accepted for compatibility.",
+    ))
+    .field(Field::new(
+        "plugin_name",
+        FieldType::String,
+        "Name of the plugin (alias of type).",
+    ))
+    .field(Field::new(
+        "plugin_version",
+        FieldType::String,
+        "Accepted for compatibility; signet engines are built in.",
+    ))
 }
 
 fn tune_fields(spec: PathSpec<SysState>) -> PathSpec<SysState> {
-    spec.field(Field::new("path", FieldType::String, "The path of the mount to tune."))
-        .field(Field::new("default_lease_ttl", FieldType::String, "The default lease TTL for this mount."))
-        .field(Field::new("max_lease_ttl", FieldType::String, "The max lease TTL for this mount."))
-        .field(Field::new("description", FieldType::String, "User-friendly description for this mount."))
-        .field(Field::new("allowed_response_headers", FieldType::CommaStringSlice, "Response headers the mount may set."))
-        .field(Field::new("passthrough_request_headers", FieldType::CommaStringSlice, "Request headers passed to the engine."))
-        .field(Field::new("audit_non_hmac_request_keys", FieldType::CommaStringSlice, "Request keys not HMAC'd by audit devices."))
-        .field(Field::new("audit_non_hmac_response_keys", FieldType::CommaStringSlice, "Response keys not HMAC'd by audit devices."))
-        .field(Field::new("listing_visibility", FieldType::String, "\"unauth\" to list the mount in the unauthenticated UI listing."))
-        .field(Field::new("options", FieldType::KvPairs, "Backend options."))
-        .field(Field::new("token_type", FieldType::String, "Auth mounts: the type of tokens to issue."))
-        .field(Field::new("force_no_cache", FieldType::Bool, "Accepted for compatibility."))
-        .field(Field::new("plugin_version", FieldType::String, "Accepted for compatibility."))
+    spec.field(Field::new(
+        "path",
+        FieldType::String,
+        "The path of the mount to tune.",
+    ))
+    .field(Field::new(
+        "default_lease_ttl",
+        FieldType::String,
+        "The default lease TTL for this mount.",
+    ))
+    .field(Field::new(
+        "max_lease_ttl",
+        FieldType::String,
+        "The max lease TTL for this mount.",
+    ))
+    .field(Field::new(
+        "description",
+        FieldType::String,
+        "User-friendly description for this mount.",
+    ))
+    .field(Field::new(
+        "allowed_response_headers",
+        FieldType::CommaStringSlice,
+        "Response headers the mount may set.",
+    ))
+    .field(Field::new(
+        "passthrough_request_headers",
+        FieldType::CommaStringSlice,
+        "Request headers passed to the engine.",
+    ))
+    .field(Field::new(
+        "audit_non_hmac_request_keys",
+        FieldType::CommaStringSlice,
+        "Request keys not HMAC'd by audit devices.",
+    ))
+    .field(Field::new(
+        "audit_non_hmac_response_keys",
+        FieldType::CommaStringSlice,
+        "Response keys not HMAC'd by audit devices.",
+    ))
+    .field(Field::new(
+        "listing_visibility",
+        FieldType::String,
+        "\"unauth\" to list the mount in the unauthenticated UI listing.",
+    ))
+    .field(Field::new(
+        "options",
+        FieldType::KvPairs,
+        "Backend options.",
+    ))
+    .field(Field::new(
+        "token_type",
+        FieldType::String,
+        "Auth mounts: the type of tokens to issue.",
+    ))
+    .field(Field::new(
+        "force_no_cache",
+        FieldType::Bool,
+        "Accepted for compatibility.",
+    ))
+    .field(Field::new(
+        "plugin_version",
+        FieldType::String,
+        "Accepted for compatibility.",
+    ))
 }
 
 pub fn specs() -> Vec<PathSpec<SysState>> {
@@ -56,7 +148,11 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 Table::Secrets => "mounts",
                 Table::Auth => "auth",
             })
-            .op(Operation::Read, "Lists all the mounted engines.", handler(move |s, c| list_mounts(s, c, t1)))
+            .op(
+                Operation::Read,
+                "Lists all the mounted engines.",
+                handler(move |s, c| list_mounts(s, c, t1)),
+            )
             .help(
                 match table {
                     Table::Secrets => "List the currently mounted secrets engines.",
@@ -70,8 +166,16 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 Table::Secrets => "mounts/*path/tune",
                 Table::Auth => "auth/*path/tune",
             })
-            .op(Operation::Read, "Reads the tuning of a mount.", handler(move |s, c| read_tune(s, c, t2)))
-            .op(Operation::Update, "Tunes a mount.", handler(move |s, c| write_tune(s, c, t3)))
+            .op(
+                Operation::Read,
+                "Reads the tuning of a mount.",
+                handler(move |s, c| read_tune(s, c, t2)),
+            )
+            .op(
+                Operation::Update,
+                "Tunes a mount.",
+                handler(move |s, c| write_tune(s, c, t3)),
+            )
             .help("Tune the configuration parameters of a mount.", "")
             .sudo(),
         ));
@@ -80,9 +184,21 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 Table::Secrets => "mounts/*path",
                 Table::Auth => "auth/*path",
             })
-            .op(Operation::Read, "Reads the configuration of a mount.", handler(move |s, c| read_mount(s, c, t4)))
-            .op(Operation::Update, "Enables a new mount.", handler(move |s, c| enable(s, c, t5)))
-            .op(Operation::Delete, "Disables a mount.", handler(move |s, c| disable(s, c, t6)))
+            .op(
+                Operation::Read,
+                "Reads the configuration of a mount.",
+                handler(move |s, c| read_mount(s, c, t4)),
+            )
+            .op(
+                Operation::Update,
+                "Enables a new mount.",
+                handler(move |s, c| enable(s, c, t5)),
+            )
+            .op(
+                Operation::Delete,
+                "Disables a mount.",
+                handler(move |s, c| disable(s, c, t6)),
+            )
             .help(
                 match table {
                     Table::Secrets => "Mount a new secrets engine.",
@@ -98,19 +214,35 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
         PathSpec::new("remount")
             .field(Field::new("from", FieldType::String, "The previous mount point.").required())
             .field(Field::new("to", FieldType::String, "The new mount point.").required())
-            .op(Operation::Update, "Moves a mount to a new path.", handler(remount))
+            .op(
+                Operation::Update,
+                "Moves a mount to a new path.",
+                handler(remount),
+            )
             .help("Move the mount point of an already-mounted backend.", "")
             .sudo(),
     );
     v.push(
         PathSpec::new("remount/status/:migration_id")
-            .field(Field::new("migration_id", FieldType::String, "The ID of the migration."))
-            .op(Operation::Read, "Reads the status of a mount move.", handler(remount_status))
+            .field(Field::new(
+                "migration_id",
+                FieldType::String,
+                "The ID of the migration.",
+            ))
+            .op(
+                Operation::Read,
+                "Reads the status of a mount move.",
+                handler(remount_status),
+            )
             .help("Check the status of a mount move.", ""),
     );
     v.push(
         PathSpec::new("internal/ui/mounts")
-            .op(Operation::Read, "Lists the mounts the caller may see.", handler(ui_mounts))
+            .op(
+                Operation::Read,
+                "Lists the mounts the caller may see.",
+                handler(ui_mounts),
+            )
             .help("Information about mounts, for UIs and agents.", "")
             .unauthenticated(),
     );
@@ -122,10 +254,25 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
     );
     v.push(
         PathSpec::new("capabilities-self")
-            .field(Field::new("paths", FieldType::CommaStringSlice, "Paths to check."))
-            .field(Field::new("path", FieldType::CommaStringSlice, "Deprecated alias of paths."))
-            .op(Operation::Update, "Reports the caller's capabilities on paths.", handler(capabilities_self))
-            .help("Fetches the capabilities of the caller's token on the given paths.", ""),
+            .field(Field::new(
+                "paths",
+                FieldType::CommaStringSlice,
+                "Paths to check.",
+            ))
+            .field(Field::new(
+                "path",
+                FieldType::CommaStringSlice,
+                "Deprecated alias of paths.",
+            ))
+            .op(
+                Operation::Update,
+                "Reports the caller's capabilities on paths.",
+                handler(capabilities_self),
+            )
+            .help(
+                "Fetches the capabilities of the caller's token on the given paths.",
+                "",
+            ),
     );
     v
 }
@@ -168,7 +315,8 @@ fn parse_ttl(v: &Value, name: &str) -> CoreResult<u64> {
             return Ok(0);
         }
     }
-    signet_types::parse_duration(v).map_err(|e| CoreError::bad(format!("unable to parse {name}: {e}")))
+    signet_types::parse_duration(v)
+        .map_err(|e| CoreError::bad(format!("unable to parse {name}: {e}")))
 }
 
 fn apply_config(config: &mut MountConfig, m: &Map<String, Value>) -> CoreResult<()> {
@@ -207,7 +355,11 @@ fn strings(v: &Value) -> CoreResult<Vec<String>> {
     Ok(coerce(v, FieldType::CommaStringSlice)
         .map_err(CoreError::bad)?
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -270,7 +422,11 @@ async fn enable(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<Res
         uuid: String::new(),
         accessor: String::new(),
         config,
-        options: if options.is_empty() { None } else { Some(options) },
+        options: if options.is_empty() {
+            None
+        } else {
+            Some(options)
+        },
         local: c.fields.bool("local"),
         seal_wrap: c.fields.bool("seal_wrap"),
         external_entropy_access: c.fields.bool("external_entropy_access"),
@@ -290,36 +446,57 @@ async fn read_tune(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<
     let core = s.core()?;
     let path = mount_path(&c)?;
     let t = core.mount_table();
-    let m = t
-        .get(table, &path)
-        .ok_or_else(|| CoreError::bad(format!("cannot fetch tune configuration of {path}: no mount")))?;
+    let m = t.get(table, &path).ok_or_else(|| {
+        CoreError::bad(format!(
+            "cannot fetch tune configuration of {path}: no mount"
+        ))
+    })?;
     let (default, max) = m.entry.effective_ttls();
     let mut out = Map::new();
     out.insert("default_lease_ttl".into(), json!(default));
     out.insert("description".into(), json!(m.entry.description));
-    out.insert("force_no_cache".into(), json!(m.entry.config.force_no_cache));
+    out.insert(
+        "force_no_cache".into(),
+        json!(m.entry.config.force_no_cache),
+    );
     out.insert("max_lease_ttl".into(), json!(max));
     if let Some(o) = &m.entry.options {
         out.insert("options".into(), json!(o));
     }
     let cfg = &m.entry.config;
     if !cfg.allowed_response_headers.is_empty() {
-        out.insert("allowed_response_headers".into(), json!(cfg.allowed_response_headers));
+        out.insert(
+            "allowed_response_headers".into(),
+            json!(cfg.allowed_response_headers),
+        );
     }
     if !cfg.passthrough_request_headers.is_empty() {
-        out.insert("passthrough_request_headers".into(), json!(cfg.passthrough_request_headers));
+        out.insert(
+            "passthrough_request_headers".into(),
+            json!(cfg.passthrough_request_headers),
+        );
     }
     if !cfg.audit_non_hmac_request_keys.is_empty() {
-        out.insert("audit_non_hmac_request_keys".into(), json!(cfg.audit_non_hmac_request_keys));
+        out.insert(
+            "audit_non_hmac_request_keys".into(),
+            json!(cfg.audit_non_hmac_request_keys),
+        );
     }
     if !cfg.audit_non_hmac_response_keys.is_empty() {
-        out.insert("audit_non_hmac_response_keys".into(), json!(cfg.audit_non_hmac_response_keys));
+        out.insert(
+            "audit_non_hmac_response_keys".into(),
+            json!(cfg.audit_non_hmac_response_keys),
+        );
     }
     if !cfg.listing_visibility.is_empty() {
         out.insert("listing_visibility".into(), json!(cfg.listing_visibility));
     }
     if table == Table::Auth {
-        let tt = if cfg.token_type.is_empty() { "default-service" } else { cfg.token_type.as_str() };
+        let tt = if cfg.token_type.is_empty() {
+            "default-service"
+        } else {
+            cfg.token_type.as_str()
+        };
         out.insert("token_type".into(), json!(tt));
     }
     Ok(top(Value::Object(out)))
@@ -344,7 +521,10 @@ async fn write_tune(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option
             changes.insert(k.to_string(), v.clone());
         }
     }
-    let description = c.fields.is_set("description").then(|| c.fields.str("description"));
+    let description = c
+        .fields
+        .is_set("description")
+        .then(|| c.fields.str("description"));
     let options = c.fields.is_set("options").then(|| c.fields.map("options"));
     core.update_mount(table, &path, move |entry| {
         let mut cfg = entry.config.clone();
@@ -377,7 +557,9 @@ async fn remount(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let from = c.fields.str("from");
     let to = c.fields.str("to");
     if from.trim_matches('/').is_empty() || to.trim_matches('/').is_empty() {
-        return Err(CoreError::bad("both 'from' and 'to' path must be specified as a string"));
+        return Err(CoreError::bad(
+            "both 'from' and 'to' path must be specified as a string",
+        ));
     }
     core.remount(&from, &to).await?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -407,17 +589,30 @@ async fn ui_mounts(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     let t = core.mount_table();
     let authed = c.meta.token.is_some();
-    let visible = |m: &&crate::mounts::Mounted| authed || m.entry.config.listing_visibility == "unauth";
-    let secret: Map<String, Value> = entry_map(t.entries(Table::Secrets).into_iter().filter(visible).collect());
-    let auth: Map<String, Value> = entry_map(t.entries(Table::Auth).into_iter().filter(visible).collect());
-    Ok(Some(Response::json(json!({"auth": auth, "secret": secret}))))
+    let visible =
+        |m: &&crate::mounts::Mounted| authed || m.entry.config.listing_visibility == "unauth";
+    let secret: Map<String, Value> = entry_map(
+        t.entries(Table::Secrets)
+            .into_iter()
+            .filter(visible)
+            .collect(),
+    );
+    let auth: Map<String, Value> =
+        entry_map(t.entries(Table::Auth).into_iter().filter(visible).collect());
+    Ok(Some(Response::json(
+        json!({"auth": auth, "secret": secret}),
+    )))
 }
 
 async fn ui_mount(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     let path = c.param("path").trim_start_matches('/').to_string();
     let t = core.mount_table();
-    let probe = if path.ends_with('/') { path.clone() } else { format!("{path}/") };
+    let probe = if path.ends_with('/') {
+        path.clone()
+    } else {
+        format!("{path}/")
+    };
     let Some((m, _)) = t.route(&probe) else {
         return Err(CoreError::bad(format!(
             "Preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
@@ -434,7 +629,11 @@ async fn capabilities_self(_s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Respo
     let mut paths = c.fields.strings("paths");
     paths.extend(c.fields.strings("path"));
     let is_root = c.meta.token.as_ref().is_some_and(|t| t.is_root());
-    let caps = if is_root { json!(["root"]) } else { json!(["deny"]) };
+    let caps = if is_root {
+        json!(["root"])
+    } else {
+        json!(["deny"])
+    };
     let mut out = Map::new();
     for p in &paths {
         out.insert(p.clone(), caps.clone());

@@ -16,43 +16,135 @@ use crate::token::rfc3339;
 pub fn specs() -> Vec<PathSpec<SysState>> {
     vec![
         PathSpec::new("init")
-            .field(Field::new("secret_shares", FieldType::Int, "Number of key shares to split the unseal key into."))
-            .field(Field::new("secret_threshold", FieldType::Int, "Number of key shares required to reconstruct the unseal key."))
-            .field(Field::new("pgp_keys", FieldType::CommaStringSlice, "Not supported by signet."))
-            .field(Field::new("root_token_pgp_key", FieldType::String, "Not supported by signet."))
-            .field(Field::new("recovery_shares", FieldType::Int, "Ignored: the file seal has no recovery keys."))
-            .field(Field::new("recovery_threshold", FieldType::Int, "Ignored: the file seal has no recovery keys."))
-            .field(Field::new("recovery_pgp_keys", FieldType::CommaStringSlice, "Not supported by signet."))
+            .field(Field::new(
+                "secret_shares",
+                FieldType::Int,
+                "Number of key shares to split the unseal key into.",
+            ))
+            .field(Field::new(
+                "secret_threshold",
+                FieldType::Int,
+                "Number of key shares required to reconstruct the unseal key.",
+            ))
+            .field(Field::new(
+                "pgp_keys",
+                FieldType::CommaStringSlice,
+                "Not supported by signet.",
+            ))
+            .field(Field::new(
+                "root_token_pgp_key",
+                FieldType::String,
+                "Not supported by signet.",
+            ))
+            .field(Field::new(
+                "recovery_shares",
+                FieldType::Int,
+                "Ignored: the file seal has no recovery keys.",
+            ))
+            .field(Field::new(
+                "recovery_threshold",
+                FieldType::Int,
+                "Ignored: the file seal has no recovery keys.",
+            ))
+            .field(Field::new(
+                "recovery_pgp_keys",
+                FieldType::CommaStringSlice,
+                "Not supported by signet.",
+            ))
             .field(Field::new("stored_shares", FieldType::Int, "Ignored."))
-            .op(Operation::Read, "Returns the initialization status.", handler(read_init))
-            .op(Operation::Update, "Initializes a new server.", handler(write_init))
+            .op(
+                Operation::Read,
+                "Returns the initialization status.",
+                handler(read_init),
+            )
+            .op(
+                Operation::Update,
+                "Initializes a new server.",
+                handler(write_init),
+            )
             .help("Initializes or returns the initialization status.", "")
             .unauthenticated()
             .sealed_ok(),
         PathSpec::new("seal-status")
-            .op(Operation::Read, "Check the seal status.", handler(seal_status))
+            .op(
+                Operation::Read,
+                "Check the seal status.",
+                handler(seal_status),
+            )
             .help("Returns the seal status.", "")
             .unauthenticated()
             .sealed_ok(),
         PathSpec::new("unseal")
-            .field(Field::new("key", FieldType::String, "Specifies a single unseal key share."))
-            .field(Field::new("reset", FieldType::Bool, "Discard the unseal keys entered so far."))
-            .field(Field::new("migrate", FieldType::Bool, "Not supported by signet."))
+            .field(Field::new(
+                "key",
+                FieldType::String,
+                "Specifies a single unseal key share.",
+            ))
+            .field(Field::new(
+                "reset",
+                FieldType::Bool,
+                "Discard the unseal keys entered so far.",
+            ))
+            .field(Field::new(
+                "migrate",
+                FieldType::Bool,
+                "Not supported by signet.",
+            ))
             .op(Operation::Update, "Unseal the server.", handler(unseal))
             .help("Enters one unseal key share.", "")
             .unauthenticated()
             .sealed_ok(),
         PathSpec::new("health")
-            .field(Field::new("standbyok", FieldType::Bool, "Return 200 on a standby."))
-            .field(Field::new("perfstandbyok", FieldType::Bool, "Return 200 on a performance standby."))
-            .field(Field::new("activecode", FieldType::Int, "Status code for an active node."))
-            .field(Field::new("standbycode", FieldType::Int, "Status code for a standby node."))
-            .field(Field::new("drsecondarycode", FieldType::Int, "Status code for a DR secondary."))
-            .field(Field::new("performancestandbycode", FieldType::Int, "Status code for a performance standby."))
-            .field(Field::new("sealedcode", FieldType::Int, "Status code for a sealed node."))
-            .field(Field::new("uninitcode", FieldType::Int, "Status code for an uninitialized node."))
-            .field(Field::new("removedcode", FieldType::Int, "Status code for a removed node."))
-            .op(Operation::Read, "Returns the health status.", handler(health))
+            .field(Field::new(
+                "standbyok",
+                FieldType::Bool,
+                "Return 200 on a standby.",
+            ))
+            .field(Field::new(
+                "perfstandbyok",
+                FieldType::Bool,
+                "Return 200 on a performance standby.",
+            ))
+            .field(Field::new(
+                "activecode",
+                FieldType::Int,
+                "Status code for an active node.",
+            ))
+            .field(Field::new(
+                "standbycode",
+                FieldType::Int,
+                "Status code for a standby node.",
+            ))
+            .field(Field::new(
+                "drsecondarycode",
+                FieldType::Int,
+                "Status code for a DR secondary.",
+            ))
+            .field(Field::new(
+                "performancestandbycode",
+                FieldType::Int,
+                "Status code for a performance standby.",
+            ))
+            .field(Field::new(
+                "sealedcode",
+                FieldType::Int,
+                "Status code for a sealed node.",
+            ))
+            .field(Field::new(
+                "uninitcode",
+                FieldType::Int,
+                "Status code for an uninitialized node.",
+            ))
+            .field(Field::new(
+                "removedcode",
+                FieldType::Int,
+                "Status code for a removed node.",
+            ))
+            .op(
+                Operation::Read,
+                "Returns the health status.",
+                handler(health),
+            )
             .help("Checks the health of the server.", "")
             .unauthenticated()
             .sealed_ok(),
@@ -61,25 +153,49 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
             .help("Seals the server.", "")
             .sudo(),
         PathSpec::new("leader")
-            .op(Operation::Read, "Returns the high availability status and current leader.", handler(leader))
+            .op(
+                Operation::Read,
+                "Returns the high availability status and current leader.",
+                handler(leader),
+            )
             .help("Returns the high availability status.", "")
             .unauthenticated(),
         PathSpec::new("rotate/keyring")
-            .op(Operation::Update, "Rotates the backend encryption key.", handler(rotate))
+            .op(
+                Operation::Update,
+                "Rotates the backend encryption key.",
+                handler(rotate),
+            )
             .help("Rotates the barrier encryption key.", "")
             .sudo(),
         PathSpec::new("rotate")
-            .op(Operation::Update, "Rotates the backend encryption key.", handler(rotate))
+            .op(
+                Operation::Update,
+                "Rotates the backend encryption key.",
+                handler(rotate),
+            )
             .help("Rotates the barrier encryption key.", "")
             .sudo(),
         PathSpec::new("key-status")
-            .op(Operation::Read, "Provides information about the backend encryption key.", handler(key_status))
+            .op(
+                Operation::Read,
+                "Provides information about the backend encryption key.",
+                handler(key_status),
+            )
             .help("Returns the barrier key's term and install time.", ""),
         PathSpec::new("rotate/keyring/key-status")
-            .op(Operation::Read, "Provides information about the backend encryption key.", handler(key_status))
+            .op(
+                Operation::Read,
+                "Provides information about the backend encryption key.",
+                handler(key_status),
+            )
             .help("Returns the barrier key's term and install time.", ""),
         PathSpec::new("internal/specs/openapi")
-            .op(Operation::Read, "Generate an OpenAPI 3 document of all mounted paths.", handler(openapi))
+            .op(
+                Operation::Read,
+                "Generate an OpenAPI 3 document of all mounted paths.",
+                handler(openapi),
+            )
             .help("Generates an OpenAPI document of every mounted path.", "")
             .unauthenticated(),
     ]
@@ -94,7 +210,9 @@ async fn read_init(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
 async fn write_init(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     if c.fields.is_set("pgp_keys") && !c.fields.strings("pgp_keys").is_empty() {
-        return Err(crate::CoreError::bad("pgp_keys are not supported by signet"));
+        return Err(crate::CoreError::bad(
+            "pgp_keys are not supported by signet",
+        ));
     }
     let shares = c.fields.i64("secret_shares").max(0) as u32;
     let threshold = c.fields.i64("secret_threshold").max(0) as u32;
@@ -126,7 +244,10 @@ async fn unseal(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     let key = c.fields.is_set("key").then(|| c.fields.str("key"));
     let status = core
-        .unseal_share(key.as_deref().filter(|k| !k.is_empty()), c.fields.bool("reset"))
+        .unseal_share(
+            key.as_deref().filter(|k| !k.is_empty()),
+            c.fields.bool("reset"),
+        )
         .await?;
     Ok(Some(Response::raw_json(200, &status)))
 }

@@ -58,8 +58,8 @@ impl Storage for InmemStorage {
     ) -> Result<Vec<String>, StorageError> {
         check_key(prefix)?;
         let map = self.map.read().map_err(|_| poisoned())?;
-        let upper = prefix_upper_bound(prefix.as_bytes())
-            .map(|u| String::from_utf8_lossy(&u).into_owned());
+        let upper =
+            prefix_upper_bound(prefix.as_bytes()).map(|u| String::from_utf8_lossy(&u).into_owned());
         list_children(prefix, after, limit, |start, inclusive, batch| {
             let lo = if inclusive {
                 Bound::Included(start.to_string())

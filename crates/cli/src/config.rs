@@ -1,0 +1,357 @@
+//! The server configuration file, in Vault's HCL shape.
+//!
+//! ```hcl
+//! storage "sqlite" { path = "/var/lib/signet/signet.db" }   # or storage "inmem" {}
+//! listener "tcp" {
+//!   address = "0.0.0.0:8200"
+//!   tls_cert_file = "/etc/signet/tls.crt"
+//!   tls_key_file  = "/etc/signet/tls.key"
+//!   # tls_disable = true
+//!   max_request_size = 33554432
+//! }
+//! seal "file" { path = "/run/secrets/signet-unseal-key" }
+//! api_addr   = "https://signet.example:8200"
+//! log_level  = "info"     # trace | debug | info | warn | error
+//! log_format = "text"     # text | json
+//! ```
+//!
+//! Unknown keys and bad values are errors naming the file and line. Several `-config` files
+//! merge: later files add listeners and override scalars.
+
+use std::path::{Path, PathBuf};
+
+use crate::hclconf::{self, Body, ConfError};
+
+/// Where state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    Inmem,
+    Sqlite { path: PathBuf },
+}
+
+/// One `listener "tcp"` stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    pub address: String,
+    pub tls_disable: bool,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Bytes; `None` is the 32 MiB default, a negative value in the file disables the limit.
+    pub max_request_size: Option<usize>,
+}
+
+/// The `seal` stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealConfig {
+    File { path: PathBuf },
+}
+
+/// A whole server configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub storage: Option<StorageConfig>,
+    pub listeners: Vec<ListenerConfig>,
+    pub seal: Option<SealConfig>,
+    pub api_addr: Option<String>,
+    pub cluster_addr: Option<String>,
+    pub cluster_name: Option<String>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+}
+
+const TOP_ATTRS: &[&str] = &[
+    "api_addr",
+    "cluster_addr",
+    "cluster_name",
+    "log_level",
+    "log_format",
+    "disable_mlock",
+    "ui",
+    "disable_cache",
+    "pid_file",
+];
+const TOP_BLOCKS: &[&str] = &["storage", "listener", "seal"];
+
+fn one_label(body: &Body, b: &hclconf::Block) -> Result<String, ConfError> {
+    match b.labels.as_slice() {
+        [l] => Ok(l.clone()),
+        _ => Err(body.error(
+            b.line,
+            format!(
+                "{} needs exactly one label, like {} \"NAME\" {{ ... }}",
+                b.ident, b.ident
+            ),
+        )),
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base.parent().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+impl ServerConfig {
+    /// Reads and validates one file.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfError> {
+        let body = hclconf::parse_file(path)?;
+        Self::from_body(&body, path)
+    }
+
+    /// Validates a parsed body.
+    pub fn from_body(body: &Body, path: &Path) -> Result<ServerConfig, ConfError> {
+        body.reject_unknown(TOP_ATTRS, TOP_BLOCKS, "")?;
+        body.reject_duplicates()?;
+        let mut cfg = ServerConfig {
+            api_addr: body.string("api_addr")?,
+            cluster_addr: body.string("cluster_addr")?,
+            cluster_name: body.string("cluster_name")?,
+            ..Default::default()
+        };
+        body.bool("disable_mlock")?;
+        body.bool("ui")?;
+        body.bool("disable_cache")?;
+        if let Some(level) = body.string("log_level")? {
+            let l = level.to_ascii_lowercase();
+            if ![
+                "trace", "debug", "info", "warn", "warning", "error", "err", "off",
+            ]
+            .contains(&l.as_str())
+            {
+                let line = body.attr("log_level").map(|a| a.line).unwrap_or(0);
+                return Err(body.error(
+                    line,
+                    format!("invalid log_level {level:?}: use trace, debug, info, warn or error"),
+                ));
+            }
+            cfg.log_level = Some(l);
+        }
+        if let Some(fmt) = body.string("log_format")? {
+            if !["text", "json", "standard"].contains(&fmt.as_str()) {
+                let line = body.attr("log_format").map(|a| a.line).unwrap_or(0);
+                return Err(body.error(
+                    line,
+                    format!("invalid log_format {fmt:?}: use text or json"),
+                ));
+            }
+            cfg.log_format = Some(if fmt == "standard" {
+                "text".into()
+            } else {
+                fmt
+            });
+        }
+        let mut storages = body.blocks("storage");
+        if let Some(b) = storages.next() {
+            let kind = one_label(body, b)?;
+            let ctx = format!(" in storage {kind:?}");
+            cfg.storage = Some(match kind.as_str() {
+                "inmem" => {
+                    b.body.reject_unknown(&[], &[], &ctx)?;
+                    StorageConfig::Inmem
+                }
+                "sqlite" => {
+                    b.body.reject_unknown(&["path"], &[], &ctx)?;
+                    let p = b
+                        .body
+                        .string("path")?
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| {
+                            body.error(
+                                b.line,
+                                "storage \"sqlite\" needs path = \"/var/lib/signet/signet.db\"",
+                            )
+                        })?;
+                    StorageConfig::Sqlite {
+                        path: resolve(path, &p),
+                    }
+                }
+                other => {
+                    return Err(body.error(
+                        b.line,
+                        format!(
+                        "unknown storage type {other:?}: signet supports \"sqlite\" and \"inmem\""
+                    ),
+                    ))
+                }
+            });
+            if let Some(extra) = storages.next() {
+                return Err(body.error(extra.line, "only one storage stanza is allowed"));
+            }
+        }
+        for b in body.blocks("listener") {
+            let kind = one_label(body, b)?;
+            if kind != "tcp" {
+                return Err(body.error(
+                    b.line,
+                    format!("unknown listener type {kind:?}: signet supports \"tcp\""),
+                ));
+            }
+            let ctx = " in listener \"tcp\"";
+            b.body.reject_unknown(
+                &[
+                    "address",
+                    "tls_disable",
+                    "tls_cert_file",
+                    "tls_key_file",
+                    "max_request_size",
+                    "tls_min_version",
+                    "cluster_address",
+                ],
+                &[],
+                ctx,
+            )?;
+            b.body.reject_duplicates()?;
+            let address = b
+                .body
+                .string("address")?
+                .unwrap_or_else(|| "127.0.0.1:8200".into());
+            if address.parse::<std::net::SocketAddr>().is_err() && !address.contains(':') {
+                let line = b.body.attr("address").map(|a| a.line).unwrap_or(b.line);
+                return Err(body.error(line, format!("invalid address {address:?}: use HOST:PORT")));
+            }
+            let tls_disable = b.body.bool("tls_disable")?.unwrap_or(false);
+            let cert = b.body.string("tls_cert_file")?.map(|p| resolve(path, &p));
+            let key = b.body.string("tls_key_file")?.map(|p| resolve(path, &p));
+            if !tls_disable && (cert.is_none() || key.is_none()) {
+                return Err(body.error(
+                    b.line,
+                    "listener \"tcp\" needs tls_cert_file and tls_key_file, or tls_disable = true",
+                ));
+            }
+            if let Some(v) = b.body.string("tls_min_version")? {
+                if !["tls12", "tls13"].contains(&v.as_str()) {
+                    let line = b
+                        .body
+                        .attr("tls_min_version")
+                        .map(|a| a.line)
+                        .unwrap_or(b.line);
+                    return Err(body.error(
+                        line,
+                        format!("invalid tls_min_version {v:?}: use tls12 or tls13"),
+                    ));
+                }
+            }
+            let max_request_size = match b.body.i64("max_request_size")? {
+                None | Some(0) => None,
+                Some(n) if n < 0 => Some(usize::MAX),
+                Some(n) => Some(n as usize),
+            };
+            cfg.listeners.push(ListenerConfig {
+                address,
+                tls_disable,
+                tls_cert_file: cert,
+                tls_key_file: key,
+                max_request_size,
+            });
+        }
+        for b in body.blocks("seal") {
+            let kind = one_label(body, b)?;
+            if kind != "file" {
+                return Err(body.error(b.line, format!("unknown seal type {kind:?}: signet supports \"file\" (and Shamir shares when no seal stanza is given)")));
+            }
+            b.body.reject_unknown(&["path"], &[], " in seal \"file\"")?;
+            let p = b
+                .body
+                .string("path")?
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| body.error(b.line, "seal \"file\" needs path = \"/path/to/key\""))?;
+            cfg.seal = Some(SealConfig::File {
+                path: resolve(path, &p),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Merges `other` into `self`: listeners add up, the rest overrides.
+    pub fn merge(&mut self, other: ServerConfig) {
+        if other.storage.is_some() {
+            self.storage = other.storage;
+        }
+        self.listeners.extend(other.listeners);
+        if other.seal.is_some() {
+            self.seal = other.seal;
+        }
+        macro_rules! take {
+            ($f:ident) => {
+                if other.$f.is_some() {
+                    self.$f = other.$f;
+                }
+            };
+        }
+        take!(api_addr);
+        take!(cluster_addr);
+        take!(cluster_name);
+        take!(log_level);
+        take!(log_format);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, ConfError> {
+        let body = hclconf::parse_str(text, Path::new("/etc/signet/s.hcl"))?;
+        ServerConfig::from_body(&body, Path::new("/etc/signet/s.hcl"))
+    }
+
+    #[test]
+    fn full_config() {
+        let c = parse(
+            r#"
+storage "sqlite" { path = "data/signet.db" }
+listener "tcp" {
+  address = "127.0.0.1:8200"
+  tls_disable = "true"
+  max_request_size = 1024
+}
+seal "file" { path = "/run/key" }
+api_addr = "http://127.0.0.1:8200"
+log_level = "DEBUG"
+log_format = "json"
+disable_mlock = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage,
+            Some(StorageConfig::Sqlite {
+                path: "/etc/signet/data/signet.db".into()
+            })
+        );
+        assert_eq!(c.listeners.len(), 1);
+        assert!(c.listeners[0].tls_disable);
+        assert_eq!(c.listeners[0].max_request_size, Some(1024));
+        assert_eq!(
+            c.seal,
+            Some(SealConfig::File {
+                path: "/run/key".into()
+            })
+        );
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_line() {
+        let e = parse("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\"\n  tls_disable = true\n  tls_disabel = true\n}\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/signet/s.hcl:5: unknown key \"tls_disabel\" in listener \"tcp\""
+        );
+        let e = parse("\nfoo = 1\n").unwrap_err();
+        assert_eq!(e.to_string(), "/etc/signet/s.hcl:2: unknown key \"foo\"");
+        let e = parse("storage \"file\" { path = \"x\" }\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        let e = parse("listener \"tcp\" {\n address = \"x:1\"\n}\n").unwrap_err();
+        assert!(e.message.contains("tls_cert_file"), "{e}");
+        let e = parse("log_level = \"loud\"\n").unwrap_err();
+        assert!(e.message.contains("log_level"), "{e}");
+        let e = parse("listener \"tcp\" {\n tls_disable = true\n max_request_size = \"big\"\n}\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: formatting and lints, the Rust test suites, then the black-box conformance
+# suite against signet AND a real OpenBao (the reference). Installs its Python tools (OpenBao's
+# `bao`, pytest, hvac) into a venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+VENV="${SIGNET_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/bao" ] || ! "$VENV/bin/python" -c "import pytest, requests, hvac, yaml" 2>/dev/null; then
+  echo "==> installing the conformance tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r conformance/requirements.txt
+fi
+export PATH="$VENV/bin:$PATH"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --workspace
+echo "==> conformance suite (signet and OpenBao)"
+cargo build --bin signet
+SIGNET_BIN="$PWD/target/debug/signet" "$VENV/bin/python" -m pytest conformance -q -p no:cacheprovider
