@@ -204,14 +204,18 @@ async fn errors_have_vault_statuses() {
         .starts_with("failed to decode JSON input"));
     // Over the listener's limit (1 MiB here): 413, and nothing written.
     let big = format!("{{\"v\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let r = client()
+    // The server answers before reading the body and closes the connection, so a client that
+    // writes the whole body first may see the reset instead of the 413 (as with Vault).
+    match client()
         .post(s.url("secret/big"))
         .header("X-Vault-Token", "root")
         .body(big)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    {
+        Ok(r) => assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
     let (st, _) = call(&s, "GET", "secret/big", Some("root"), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     // A wrong field type on sys/mounts is a 400 and mounts nothing.
