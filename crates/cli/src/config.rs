@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::hclconf::{self, Body, ConfError};
+use signet_types::hcl::{self as hclconf, Body, ConfError};
 
 /// Where state lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

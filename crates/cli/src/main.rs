@@ -9,7 +9,6 @@
 mod commands;
 mod config;
 mod flags;
-mod hclconf;
 
 use std::process::ExitCode;
 

@@ -12,9 +12,12 @@ pub enum CoreError {
     /// No mount or path pattern serves this path (404 with Vault's message).
     #[error("no handler for route {0:?}. route entry not found.")]
     NoRoute(String),
-    /// Missing, invalid or insufficient token (403).
+    /// Missing or invalid token (403).
     #[error("permission denied")]
     PermissionDenied,
+    /// A valid token whose policies do not grant the operation (403, Vault's multi-error text).
+    #[error("1 error occurred:\n\t* permission denied\n\n")]
+    AclDenied,
     /// The client's request is wrong (400).
     #[error("{0}")]
     BadRequest(String),

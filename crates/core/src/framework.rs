@@ -295,6 +295,8 @@ pub struct PathSpec<S> {
     pub sudo: bool,
     /// Accepts arbitrary fields (KV) instead of warning about unknown ones.
     pub any_fields: bool,
+    /// Needs a token but no ACL grant: the handler makes its own access decision.
+    pub no_acl: bool,
 }
 
 impl<S> PathSpec<S> {
@@ -311,6 +313,7 @@ impl<S> PathSpec<S> {
             sealed_ok: false,
             sudo: false,
             any_fields: false,
+            no_acl: false,
         }
     }
 
@@ -370,6 +373,16 @@ impl<S> PathSpec<S> {
         self
     }
 
+    pub fn sudo_if(mut self, on: bool) -> Self {
+        self.sudo = on;
+        self
+    }
+
+    pub fn no_acl(mut self) -> Self {
+        self.no_acl = true;
+        self
+    }
+
     pub fn any_fields(mut self) -> Self {
         self.any_fields = true;
         self
@@ -389,6 +402,8 @@ pub struct RouteInfo {
     pub has_existence_check: bool,
     /// Create and update run the same handler: the existence check only matters for access.
     pub same_create_update: bool,
+    /// Token required, ACL skipped (the handler decides).
+    pub no_acl: bool,
 }
 
 /// Per-request environment the core hands an engine.
@@ -649,6 +664,7 @@ impl<S: Send + Sync + 'static> Backend for PathBackend<S> {
             unauthenticated: s.unauthenticated,
             sealed_ok: s.sealed_ok,
             sudo: s.sudo,
+            no_acl: s.no_acl,
             has_existence_check: s.existence.is_some(),
             same_create_update: match (
                 s.handler_for(Operation::Create),

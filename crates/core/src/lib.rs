@@ -12,6 +12,7 @@
 pub mod error;
 pub mod framework;
 pub mod mounts;
+pub mod policy_store;
 pub mod request;
 mod seal;
 mod sys;
@@ -97,6 +98,7 @@ pub struct Core {
     table: RwLock<Arc<MountTable>>,
     progress: Mutex<seal::Progress>,
     tokens: Arc<TokenStore>,
+    policies: Arc<policy_store::PolicyStore>,
     sys: Arc<dyn Backend>,
     token_backend: Arc<dyn Backend>,
     cluster: RwLock<Option<(String, String)>>,
@@ -115,6 +117,7 @@ impl Core {
             table: RwLock::new(Arc::new(MountTable::default())),
             progress: Mutex::new(seal::Progress::default()),
             tokens: tokens.clone(),
+            policies: Arc::new(policy_store::PolicyStore::new()),
             sys: Arc::new(sys::backend(weak.clone())),
             token_backend: Arc::new(token_paths::backend(tokens)),
             cluster: RwLock::new(None),
@@ -130,6 +133,11 @@ impl Core {
     /// The token store.
     pub fn tokens(&self) -> &Arc<TokenStore> {
         &self.tokens
+    }
+
+    /// The policy store.
+    pub fn policies(&self) -> &Arc<policy_store::PolicyStore> {
+        &self.policies
     }
 
     /// The current routing table.
@@ -244,8 +252,9 @@ impl Core {
             other => simple_op(other),
         };
 
-        if !info.unauthenticated {
-            self.check_access(&env.meta, &path, op, info.sudo)?;
+        if !info.unauthenticated && !info.no_acl {
+            self.check_access(&env.meta, &path, op, info.sudo, &req.data)
+                .await?;
         }
 
         if op == Operation::Help {
@@ -257,14 +266,15 @@ impl Core {
         mounted.backend.handle(op, rel, req.data, env).await
     }
 
-    /// The access check. Root tokens may do anything; until ACL policies land, other tokens
-    /// get only what the built-in `default` policy grants on the token's own entry.
-    fn check_access(
+    /// The access check: the token's policies, compiled to an ACL, must grant the operation on
+    /// the path (and `sudo` on root-protected paths); parameter constraints apply to writes.
+    async fn check_access(
         &self,
         meta: &RequestMeta,
         path: &str,
-        _op: Operation,
-        _sudo: bool,
+        op: Operation,
+        sudo: bool,
+        data: &Map<String, Value>,
     ) -> CoreResult<()> {
         let Some(token) = &meta.token else {
             return Err(CoreError::PermissionDenied);
@@ -272,16 +282,23 @@ impl Core {
         if token.is_root() {
             return Ok(());
         }
-        const DEFAULT_POLICY_PATHS: &[&str] = &[
-            "auth/token/lookup-self",
-            "auth/token/renew-self",
-            "auth/token/revoke-self",
-            "sys/capabilities-self",
-        ];
-        if DEFAULT_POLICY_PATHS.contains(&path) {
-            return Ok(());
+        let acl = self.policies.acl(&token.policies).await?;
+        let pop = match op {
+            Operation::Read | Operation::Help => signet_policy::Op::Read,
+            Operation::Create => signet_policy::Op::Create,
+            Operation::Update => signet_policy::Op::Update,
+            Operation::Patch => signet_policy::Op::Patch,
+            Operation::Delete => signet_policy::Op::Delete,
+            Operation::List => signet_policy::Op::List,
+        };
+        let decision = acl.check(pop, path, data);
+        if !decision.allowed || (sudo && !decision.sudo) {
+            if let Some(reason) = &decision.reason {
+                tracing::debug!(path, reason = %reason, "request refused by policy");
+            }
+            return Err(CoreError::AclDenied);
         }
-        Err(CoreError::PermissionDenied)
+        Ok(())
     }
 
     /// `(cluster_name, cluster_id)` once unsealed.
@@ -308,6 +325,9 @@ impl Core {
         }
         self.tokens
             .setup(StorageView::new(self.barrier.clone(), "sys/token/"))
+            .await?;
+        self.policies
+            .setup(StorageView::new(self.barrier.clone(), "sys/policy/"))
             .await?;
         let mut table = MountTable::default();
         for t in [Table::Secrets, Table::Auth] {

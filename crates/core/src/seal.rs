@@ -198,6 +198,7 @@ impl Core {
     fn seal_now(&self) {
         self.barrier.seal();
         self.tokens.teardown();
+        self.policies.teardown();
         self.set_table(crate::MountTable::default());
         if let Ok(mut p) = self.progress.lock() {
             *p = Progress::default();

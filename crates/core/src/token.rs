@@ -320,6 +320,33 @@ impl TokenStore {
         Ok(Some(entry))
     }
 
+    /// Finds a token entry by accessor; returns the token's keyed hash and entry.
+    pub async fn lookup_accessor(
+        &self,
+        accessor: &str,
+    ) -> CoreResult<Option<(String, TokenEntry)>> {
+        if accessor.is_empty() || accessor.len() > 512 {
+            return Ok(None);
+        }
+        let view = self.view()?;
+        let acc_hash = self.hash(accessor)?;
+        let Some(id_hash) = view.get(&format!("accessor/{acc_hash}")).await? else {
+            return Ok(None);
+        };
+        let id_hash = String::from_utf8(id_hash)
+            .map_err(|_| CoreError::Internal("accessor index corrupt".into()))?;
+        let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
+            return Ok(None);
+        };
+        let entry: TokenEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
+        if entry.expired(now_secs()) {
+            self.revoke_by_hash(&id_hash, &entry).await?;
+            return Ok(None);
+        }
+        Ok(Some((id_hash, entry)))
+    }
+
     /// Revokes a token.
     pub async fn revoke(&self, token: &str) -> CoreResult<()> {
         let id_hash = self.hash(token)?;

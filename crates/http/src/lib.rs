@@ -61,7 +61,7 @@ pub fn router(core: Arc<Core>, opts: HttpOptions) -> Router {
 pub fn status_of(e: &CoreError) -> StatusCode {
     match e {
         CoreError::NotFound | CoreError::NoRoute(_) => StatusCode::NOT_FOUND,
-        CoreError::PermissionDenied => StatusCode::FORBIDDEN,
+        CoreError::PermissionDenied | CoreError::AclDenied => StatusCode::FORBIDDEN,
         CoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
         CoreError::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         CoreError::Sealed => StatusCode::SERVICE_UNAVAILABLE,

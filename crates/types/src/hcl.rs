@@ -1,5 +1,6 @@
-//! A small typed view over HCL files that remembers line numbers, so configuration errors can
-//! name the file, the line and the key (hcl-edit parses; this module only walks the tree).
+//! A small typed view over HCL documents that remembers line numbers, so configuration and
+//! policy errors can name the file, the line and the key (hcl-edit parses; this module only
+//! walks the tree). Shared by the server config, the agent config and ACL policies.
 //!
 //! Config files are strict: every reader here calls [`Body::reject_unknown`] so a misspelt key
 //! is an error, not a silent default.
@@ -76,7 +77,7 @@ impl Lines {
     }
 }
 
-/// Parses an HCL file.
+/// Reads and parses an HCL file.
 pub fn parse_file(path: &Path) -> Result<Body, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfError {
         file: path.to_path_buf(),

@@ -4,6 +4,7 @@
 //! responses copy their data to the envelope's top level; [`top`] does that.
 
 mod path_mounts;
+mod path_policies;
 mod path_seal;
 
 use std::sync::{Arc, Weak};
@@ -32,6 +33,7 @@ impl SysState {
 pub fn backend(core: Weak<Core>) -> PathBackend<SysState> {
     let mut specs = path_seal::specs();
     specs.extend(path_mounts::specs());
+    specs.extend(path_policies::specs());
     PathBackend::new(Arc::new(SysState { core }), specs)
 }
 

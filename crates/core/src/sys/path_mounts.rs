@@ -177,7 +177,7 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 handler(move |s, c| write_tune(s, c, t3)),
             )
             .help("Tune the configuration parameters of a mount.", "")
-            .sudo(),
+            .sudo_if(table == Table::Auth),
         ));
         v.push(mount_fields(
             PathSpec::new(match table {
@@ -206,7 +206,7 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 },
                 "",
             )
-            .sudo(),
+            .sudo_if(table == Table::Auth),
         ));
         let _ = prefix;
     }
@@ -250,29 +250,8 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
         PathSpec::new("internal/ui/mounts/*path")
             .field(Field::new("path", FieldType::String, "The path of the mount."))
             .op(Operation::Read, "Reads the mount serving a path.", handler(ui_mount))
-            .help("Information about the mount serving a path (agents call it before reading a secret).", ""),
-    );
-    v.push(
-        PathSpec::new("capabilities-self")
-            .field(Field::new(
-                "paths",
-                FieldType::CommaStringSlice,
-                "Paths to check.",
-            ))
-            .field(Field::new(
-                "path",
-                FieldType::CommaStringSlice,
-                "Deprecated alias of paths.",
-            ))
-            .op(
-                Operation::Update,
-                "Reports the caller's capabilities on paths.",
-                handler(capabilities_self),
-            )
-            .help(
-                "Fetches the capabilities of the caller's token on the given paths.",
-                "",
-            ),
+            .help("Information about the mount serving a path (agents call it before reading a secret).", "")
+            .no_acl(),
     );
     v
 }
@@ -618,28 +597,14 @@ async fn ui_mount(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
             "Preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
         )));
     };
+    let entry = c.meta.token.clone().ok_or(CoreError::PermissionDenied)?;
+    let acl = core.policies().acl(&entry.policies).await?;
+    if !acl.is_root() && !acl.any_capability_under(&m.full_path()) {
+        return Err(CoreError::PermissionDenied);
+    }
     let mut v = m.entry.to_json();
     if let Value::Object(o) = &mut v {
         o.insert("path".into(), json!(m.full_path()));
     }
     Ok(Some(Response::json(v)))
-}
-
-async fn capabilities_self(_s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
-    let mut paths = c.fields.strings("paths");
-    paths.extend(c.fields.strings("path"));
-    let is_root = c.meta.token.as_ref().is_some_and(|t| t.is_root());
-    let caps = if is_root {
-        json!(["root"])
-    } else {
-        json!(["deny"])
-    };
-    let mut out = Map::new();
-    for p in &paths {
-        out.insert(p.clone(), caps.clone());
-    }
-    if paths.len() == 1 {
-        out.insert("capabilities".into(), caps);
-    }
-    Ok(top(Value::Object(out)))
 }
