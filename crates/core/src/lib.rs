@@ -43,8 +43,10 @@ pub struct RequestMeta {
     pub remote_addr: Option<SocketAddr>,
     /// The caller's token entry, when the path needed one.
     pub token: Option<TokenEntry>,
-    /// The keyed hash of the caller's token (never the token).
+    /// The keyed hash of the caller's token.
     pub token_hash: Option<String>,
+    /// The caller's token itself, for the few answers that echo it (`lookup-self`'s `id`).
+    pub token_id: Option<signet_types::Secret<String>>,
     pub headers: BTreeMap<String, String>,
 }
 
@@ -181,6 +183,7 @@ impl Core {
             remote_addr: req.remote_addr,
             token: None,
             token_hash: None,
+            token_id: None,
             headers: req.headers.clone(),
         };
 
@@ -213,18 +216,27 @@ impl Core {
             .route(rel)
             .ok_or_else(|| CoreError::NoRoute(path.clone()))?;
 
+        let mut last_use: Option<String> = None;
         if !info.unauthenticated || req.token.is_some() {
             let token = req.token.as_ref().map(|t| t.expose_secret().as_str());
-            let entry = match token {
-                Some(t) => self.tokens.lookup(t).await?,
-                None => None,
+            let found = match token {
+                Some(t) if !t.is_empty() && t.len() <= 512 => {
+                    let hash = self.tokens.hash(t)?;
+                    self.tokens.lookup_hash(&hash).await?.map(|e| (hash, e))
+                }
+                _ => None,
             };
-            match (entry, info.unauthenticated) {
-                (Some(e), _) => {
-                    if let Some(t) = token {
-                        meta.token_hash = Some(self.tokens.hash(t)?);
+            match (found, info.unauthenticated) {
+                (Some((hash, e)), _) => {
+                    if !e.allows_addr(req.remote_addr.map(|a| a.ip())) {
+                        return Err(CoreError::PermissionDenied);
                     }
+                    if self.tokens.use_once(&hash, &e).await? {
+                        last_use = Some(hash.clone());
+                    }
+                    meta.token_hash = Some(hash);
                     meta.token = Some(e);
+                    meta.token_id = req.token.clone();
                 }
                 (None, true) => {}
                 (None, false) => return Err(CoreError::PermissionDenied),
@@ -257,13 +269,18 @@ impl Core {
                 .await?;
         }
 
-        if op == Operation::Help {
-            return Ok(mounted
+        let result = if op == Operation::Help {
+            Ok(mounted
                 .backend
                 .help(&mounted.full_path(), rel)
-                .map(|v| Response::raw_json(200, &v)));
+                .map(|v| Response::raw_json(200, &v)))
+        } else {
+            mounted.backend.handle(op, rel, req.data, env).await
+        };
+        if let Some(hash) = last_use {
+            self.tokens.revoke_tree(&hash).await?;
         }
-        mounted.backend.handle(op, rel, req.data, env).await
+        result
     }
 
     /// The access check: the token's policies, compiled to an ACL, must grant the operation on
@@ -299,6 +316,28 @@ impl Core {
             return Err(CoreError::AclDenied);
         }
         Ok(())
+    }
+
+    /// Starts the periodic housekeeping (expired-token sweep) on the current runtime. The task
+    /// holds a weak reference and ends when the core is dropped.
+    pub fn start_maintenance(self: &Arc<Self>, every: std::time::Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(core) = weak.upgrade() else { break };
+                if core.is_sealed() {
+                    continue;
+                }
+                match core.tokens.tidy().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(revoked = n, "swept expired tokens"),
+                    Err(e) => tracing::warn!(error = %e, "token sweep failed"),
+                }
+            }
+        });
     }
 
     /// `(cluster_name, cluster_id)` once unsealed.

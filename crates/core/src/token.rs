@@ -15,7 +15,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use signet_storage::{Storage, StorageView};
+use signet_storage::{Op, Storage, StorageView};
 use signet_types::Secret;
 use zeroize::Zeroizing;
 
@@ -25,10 +25,11 @@ const SALT_KEY: &str = "salt";
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A stored token (never contains the token itself).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct TokenEntry {
     pub accessor: String,
     pub policies: Vec<String>,
+    /// Keyed hash of the parent token; empty for orphans.
     #[serde(default)]
     pub parent: String,
     pub path: String,
@@ -36,13 +37,19 @@ pub struct TokenEntry {
     #[serde(default)]
     pub meta: Option<std::collections::BTreeMap<String, String>>,
     pub creation_time: u64,
-    /// Seconds; 0 means no expiry.
+    /// The TTL the token was created with (seconds; 0 = none).
     #[serde(default)]
     pub ttl: u64,
+    /// When the token stops working (epoch seconds; 0 = never).
+    #[serde(default)]
+    pub expire_time: u64,
+    #[serde(default)]
+    pub last_renewal: u64,
     #[serde(default)]
     pub explicit_max_ttl: u64,
     #[serde(default)]
     pub period: u64,
+    /// Uses left; 0 = unlimited.
     #[serde(default)]
     pub num_uses: i64,
     #[serde(default)]
@@ -51,6 +58,10 @@ pub struct TokenEntry {
     pub renewable: bool,
     #[serde(default)]
     pub entity_id: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {
@@ -61,20 +72,33 @@ impl TokenEntry {
 
     /// Whether the token has expired at `now`.
     pub fn expired(&self, now: u64) -> bool {
-        self.ttl > 0 && now >= self.creation_time.saturating_add(self.ttl)
+        self.expire_time > 0 && now >= self.expire_time
+    }
+
+    /// Seconds left (0 for tokens that never expire).
+    pub fn remaining(&self, now: u64) -> u64 {
+        if self.expire_time == 0 {
+            0
+        } else {
+            self.expire_time.saturating_sub(now)
+        }
+    }
+
+    /// Whether `addr` may use this token (its bound CIDRs, if any).
+    pub fn allows_addr(&self, addr: Option<std::net::IpAddr>) -> bool {
+        if self.bound_cidrs.is_empty() {
+            return true;
+        }
+        let Some(ip) = addr else { return false };
+        self.bound_cidrs.iter().any(|c| cidr_contains(c, ip))
     }
 
     /// The `lookup` response shape.
     pub fn lookup_json(&self, id: Option<&str>, now: u64) -> Map<String, Value> {
-        let expire_time = if self.ttl > 0 {
-            Value::String(rfc3339(self.creation_time + self.ttl))
+        let expire_time = if self.expire_time > 0 {
+            Value::String(rfc3339(self.expire_time))
         } else {
             Value::Null
-        };
-        let remaining = if self.ttl > 0 {
-            (self.creation_time + self.ttl).saturating_sub(now)
-        } else {
-            0
         };
         let mut m = Map::new();
         m.insert("accessor".into(), json!(self.accessor));
@@ -85,15 +109,101 @@ impl TokenEntry {
         m.insert("expire_time".into(), expire_time);
         m.insert("explicit_max_ttl".into(), json!(self.explicit_max_ttl));
         m.insert("id".into(), json!(id.unwrap_or("")));
+        m.insert("issue_time".into(), json!(rfc3339(self.creation_time)));
+        if self.last_renewal > 0 {
+            m.insert("last_renewal".into(), json!(rfc3339(self.last_renewal)));
+            m.insert("last_renewal_time".into(), json!(self.last_renewal));
+        }
         m.insert("meta".into(), json!(self.meta));
         m.insert("num_uses".into(), json!(self.num_uses));
         m.insert("orphan".into(), json!(self.orphan));
         m.insert("path".into(), json!(self.path));
+        if self.period > 0 {
+            m.insert("period".into(), json!(self.period));
+        }
         m.insert("policies".into(), json!(self.policies));
         m.insert("renewable".into(), json!(self.renewable));
-        m.insert("ttl".into(), json!(remaining));
+        if !self.role.is_empty() {
+            m.insert("role".into(), json!(self.role));
+        }
+        if !self.bound_cidrs.is_empty() {
+            m.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+        }
+        m.insert("ttl".into(), json!(self.remaining(now)));
         m.insert("type".into(), json!("service"));
         m
+    }
+
+    /// The `auth` block of a login or token creation.
+    pub fn auth_json(&self, token: &str, now: u64) -> Value {
+        let token_policies: Vec<&String> = self.policies.iter().collect();
+        json!({
+            "client_token": token,
+            "accessor": self.accessor,
+            "policies": self.policies,
+            "token_policies": token_policies,
+            "metadata": self.meta,
+            "lease_duration": self.remaining(now),
+            "renewable": self.renewable,
+            "entity_id": self.entity_id,
+            "token_type": "service",
+            "orphan": self.orphan,
+            "mfa_requirement": null,
+            "num_uses": self.num_uses,
+        })
+    }
+}
+
+/// Whether `ip` is inside `cidr` (`10.0.0.0/8`, `::1/128`, or a bare address).
+pub fn cidr_contains(cidr: &str, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (addr, bits) = match cidr.split_once('/') {
+        Some((a, b)) => (a, b.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(net) = addr.trim().parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        (IpAddr::V4(n), IpAddr::V6(i)) => i
+            .to_ipv4_mapped()
+            .is_some_and(|m| cidr_contains(&format!("{n}/{}", bits.unwrap_or(32)), IpAddr::V4(m))),
+        _ => false,
+    }
+}
+
+/// Whether `cidr` parses as a CIDR block or address.
+pub fn valid_cidr(cidr: &str) -> bool {
+    let (addr, bits) = match cidr.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (cidr, None),
+    };
+    let Ok(ip) = addr.trim().parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    match bits {
+        None => true,
+        Some(b) => b
+            .parse::<u32>()
+            .is_ok_and(|n| n <= if ip.is_ipv4() { 32 } else { 128 }),
     }
 }
 
@@ -248,7 +358,7 @@ impl TokenStore {
         Ok(hex::encode(hmac::sign(key, value.as_bytes()).as_ref()))
     }
 
-    /// Stores a new token and returns it.
+    /// Stores a new token (and its place under its parent) and returns it.
     pub async fn create(
         &self,
         id: Option<String>,
@@ -263,58 +373,76 @@ impl TokenStore {
         }
         let view = self.view()?;
         let id_hash = self.hash(&token)?;
+        if view.get(&format!("id/{id_hash}")).await?.is_some() {
+            return Err(CoreError::bad("cannot create a token with a duplicate ID"));
+        }
         let acc_hash = self.hash(&entry.accessor)?;
         let bytes = serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?;
-        view.apply(vec![
-            signet_storage::Op::Put(format!("id/{id_hash}"), bytes),
-            signet_storage::Op::Put(format!("accessor/{acc_hash}"), id_hash.into_bytes()),
-        ])
-        .await?;
+        let acc = serde_json::to_vec(&AccessorEntry {
+            id_hash: id_hash.clone(),
+            accessor: entry.accessor.clone(),
+        })
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut ops = vec![
+            Op::Put(format!("id/{id_hash}"), bytes),
+            Op::Put(format!("accessor/{acc_hash}"), acc),
+        ];
+        if !entry.parent.is_empty() {
+            ops.push(Op::Put(
+                format!("parent/{}/{id_hash}", entry.parent),
+                Vec::new(),
+            ));
+        }
+        view.apply(ops).await?;
         Ok((Secret::new(token), entry))
     }
 
     /// A root token (policies `["root"]`, no expiry), with a chosen id in dev mode.
     pub async fn create_root(&self, id: Option<String>) -> CoreResult<Secret<String>> {
         let entry = TokenEntry {
-            accessor: String::new(),
             policies: vec!["root".into()],
-            parent: String::new(),
             path: "auth/token/root".into(),
             display_name: "root".into(),
-            meta: None,
             creation_time: now_secs(),
-            ttl: 0,
-            explicit_max_ttl: 0,
-            period: 0,
-            num_uses: 0,
             orphan: true,
-            renewable: false,
-            entity_id: String::new(),
+            ..Default::default()
         };
         self.create(id, entry).await.map(|(t, _)| t)
     }
 
-    /// Finds a live token's entry. Expired tokens are deleted and reported as absent.
+    async fn load(&self, id_hash: &str) -> CoreResult<Option<TokenEntry>> {
+        if let Some(e) = self.cache_get(id_hash) {
+            return Ok(Some(e));
+        }
+        let view = self.view()?;
+        let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
+            return Ok(None);
+        };
+        let entry: TokenEntry = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
+        self.cache_put(id_hash, &entry);
+        Ok(Some(entry))
+    }
+
+    /// Finds a live token's entry. Expired tokens are revoked and reported as absent.
     pub async fn lookup(&self, token: &str) -> CoreResult<Option<TokenEntry>> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
         let id_hash = self.hash(token)?;
-        let entry = match self.cache_get(&id_hash) {
-            Some(e) => e,
-            None => {
-                let view = self.view()?;
-                let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
-                    return Ok(None);
-                };
-                let entry: TokenEntry = serde_json::from_slice(&bytes)
-                    .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
-                self.cache_put(&id_hash, &entry);
-                entry
-            }
+        self.lookup_hash(&id_hash).await
+    }
+
+    /// Like [`TokenStore::lookup`], by keyed hash.
+    pub async fn lookup_hash(&self, id_hash: &str) -> CoreResult<Option<TokenEntry>> {
+        let Some(entry) = self.load(id_hash).await? else {
+            return Ok(None);
         };
+        if entry.num_uses < 0 {
+            return Ok(None);
+        }
         if entry.expired(now_secs()) {
-            self.revoke_by_hash(&id_hash, &entry).await?;
+            self.revoke_tree(id_hash).await?;
             return Ok(None);
         }
         Ok(Some(entry))
@@ -330,47 +458,170 @@ impl TokenStore {
         }
         let view = self.view()?;
         let acc_hash = self.hash(accessor)?;
-        let Some(id_hash) = view.get(&format!("accessor/{acc_hash}")).await? else {
+        let acc: Option<AccessorEntry> = view.get_json(&format!("accessor/{acc_hash}")).await?;
+        let Some(acc) = acc else {
             return Ok(None);
         };
-        let id_hash = String::from_utf8(id_hash)
-            .map_err(|_| CoreError::Internal("accessor index corrupt".into()))?;
-        let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
-            return Ok(None);
-        };
-        let entry: TokenEntry = serde_json::from_slice(&bytes)
-            .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
-        if entry.expired(now_secs()) {
-            self.revoke_by_hash(&id_hash, &entry).await?;
-            return Ok(None);
-        }
-        Ok(Some((id_hash, entry)))
+        Ok(self
+            .lookup_hash(&acc.id_hash)
+            .await?
+            .map(|e| (acc.id_hash, e)))
     }
 
-    /// Revokes a token.
+    /// Writes an updated entry (renewal, use count).
+    pub async fn update(&self, id_hash: &str, entry: &TokenEntry) -> CoreResult<()> {
+        let bytes = serde_json::to_vec(entry).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.view()?.put(&format!("id/{id_hash}"), bytes).await?;
+        self.cache_put(id_hash, entry);
+        Ok(())
+    }
+
+    /// Counts one use of a limited-use token; returns `true` when that was its last use (the
+    /// caller revokes it after the request).
+    pub async fn use_once(&self, id_hash: &str, entry: &TokenEntry) -> CoreResult<bool> {
+        if entry.num_uses <= 0 {
+            return Ok(false);
+        }
+        let mut e = entry.clone();
+        e.num_uses -= 1;
+        if e.num_uses == 0 {
+            // Mark as spent at once so a concurrent request cannot use it again.
+            e.num_uses = -1;
+            self.update(id_hash, &e).await?;
+            return Ok(true);
+        }
+        self.update(id_hash, &e).await?;
+        Ok(false)
+    }
+
+    /// Revokes a token and, recursively, every token it created that is not an orphan.
     pub async fn revoke(&self, token: &str) -> CoreResult<()> {
         let id_hash = self.hash(token)?;
+        self.revoke_tree(&id_hash).await
+    }
+
+    /// Revokes the token with keyed hash `id_hash` and its descendants.
+    pub async fn revoke_tree(&self, id_hash: &str) -> CoreResult<()> {
         let view = self.view()?;
-        if let Some(bytes) = view.get(&format!("id/{id_hash}")).await? {
-            if let Ok(entry) = serde_json::from_slice::<TokenEntry>(&bytes) {
-                self.revoke_by_hash(&id_hash, &entry).await?;
+        let mut stack = vec![id_hash.to_string()];
+        let mut order = Vec::new();
+        while let Some(h) = stack.pop() {
+            for child in view.list(&format!("parent/{h}/")).await? {
+                stack.push(child.trim_end_matches('/').to_string());
             }
+            order.push(h);
+        }
+        // Children first, so a crash part-way leaves no orphaned subtree behind a live parent.
+        for h in order.into_iter().rev() {
+            self.revoke_one(&h).await?;
         }
         Ok(())
     }
 
-    /// Revokes the token whose keyed hash is `id_hash`.
-    pub async fn revoke_by_hash(&self, id_hash: &str, entry: &TokenEntry) -> CoreResult<()> {
+    /// Revokes one token; its children become orphans.
+    pub async fn revoke_orphan(&self, id_hash: &str) -> CoreResult<()> {
         let view = self.view()?;
-        let acc_hash = self.hash(&entry.accessor)?;
+        for child in view.list(&format!("parent/{id_hash}/")).await? {
+            let ch = child.trim_end_matches('/').to_string();
+            if let Some(mut e) = self.load(&ch).await? {
+                e.parent.clear();
+                e.orphan = true;
+                self.update(&ch, &e).await?;
+            }
+        }
+        self.revoke_one(id_hash).await
+    }
+
+    async fn revoke_one(&self, id_hash: &str) -> CoreResult<()> {
+        let view = self.view()?;
         self.cache_remove(id_hash);
-        view.apply(vec![
-            signet_storage::Op::Delete(format!("id/{id_hash}")),
-            signet_storage::Op::Delete(format!("accessor/{acc_hash}")),
-        ])
-        .await?;
+        let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
+            return Ok(());
+        };
+        let mut ops = vec![Op::Delete(format!("id/{id_hash}"))];
+        if let Ok(entry) = serde_json::from_slice::<TokenEntry>(&bytes) {
+            ops.push(Op::Delete(format!(
+                "accessor/{}",
+                self.hash(&entry.accessor)?
+            )));
+            if !entry.parent.is_empty() {
+                ops.push(Op::Delete(format!("parent/{}/{id_hash}", entry.parent)));
+            }
+        }
+        for child in view.list(&format!("parent/{id_hash}/")).await? {
+            ops.push(Op::Delete(format!("parent/{id_hash}/{child}")));
+        }
+        view.apply(ops).await?;
+        self.cache_remove(id_hash);
         Ok(())
     }
+
+    /// Every live token's accessor.
+    pub async fn list_accessors(&self) -> CoreResult<Vec<String>> {
+        let view = self.view()?;
+        let mut out = Vec::new();
+        for k in view.list("accessor/").await? {
+            let acc: Option<AccessorEntry> = view.get_json(&format!("accessor/{k}")).await?;
+            if let Some(a) = acc {
+                out.push(a.accessor);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes expired tokens and dangling index entries; returns how many tokens went.
+    pub async fn tidy(&self) -> CoreResult<usize> {
+        let view = self.view()?;
+        let now = now_secs();
+        let mut revoked = 0;
+        let mut after = String::new();
+        loop {
+            let page = view.list_page("id/", &after, 500).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for h in page {
+                let entry: Option<TokenEntry> = view.get_json(&format!("id/{h}")).await?;
+                if entry.is_some_and(|e| e.expired(now) || e.num_uses < 0) {
+                    self.revoke_tree(&h).await?;
+                    revoked += 1;
+                }
+            }
+            after = last;
+        }
+        for k in view.list("accessor/").await? {
+            let acc: Option<AccessorEntry> = view.get_json(&format!("accessor/{k}")).await?;
+            let dangling = match acc {
+                None => true,
+                Some(a) => view.get(&format!("id/{}", a.id_hash)).await?.is_none(),
+            };
+            if dangling {
+                view.delete(&format!("accessor/{k}")).await?;
+            }
+        }
+        for parent in view.list("parent/").await? {
+            let ph = parent.trim_end_matches('/');
+            if view.get(&format!("id/{ph}")).await?.is_none() {
+                for child in view.list(&format!("parent/{ph}/")).await? {
+                    view.delete(&format!("parent/{ph}/{child}")).await?;
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The token roles' storage.
+    pub fn roles_view(&self) -> CoreResult<StorageView> {
+        Ok(self.view()?.sub("roles/"))
+    }
+}
+
+/// The accessor index entry: which token an accessor names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AccessorEntry {
+    id_hash: String,
+    accessor: String,
 }
 
 #[cfg(test)]

@@ -219,6 +219,7 @@ Development mode should NOT be used in production installations!\n",
         }
     }
 
+    core.start_maintenance(std::time::Duration::from_secs(60));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (listener, tls, opts) in bound {

@@ -586,21 +586,27 @@ async fn ui_mounts(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
 async fn ui_mount(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     let path = c.param("path").trim_start_matches('/').to_string();
-    let t = core.mount_table();
     let probe = if path.ends_with('/') {
         path.clone()
     } else {
         format!("{path}/")
     };
+    let denied = || {
+        CoreError::Status(
+            403,
+            vec![format!(
+                "preflight capability check returned 403, please ensure client's policies grant access to path \"{probe}\""
+            )],
+        )
+    };
+    let t = core.mount_table();
     let Some((m, _)) = t.route(&probe) else {
-        return Err(CoreError::bad(format!(
-            "Preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
-        )));
+        return Err(denied());
     };
     let entry = c.meta.token.clone().ok_or(CoreError::PermissionDenied)?;
     let acl = core.policies().acl(&entry.policies).await?;
     if !acl.is_root() && !acl.any_capability_under(&m.full_path()) {
-        return Err(CoreError::PermissionDenied);
+        return Err(denied());
     }
     let mut v = m.entry.to_json();
     if let Value::Object(o) = &mut v {

@@ -161,7 +161,7 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
 
 async fn list_acl(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
     let names = s.core()?.policies().list().await?;
-    top(json!({"keys": names})).map(Ok).transpose()
+    Ok(Some(Response::json(json!({"keys": names}))))
 }
 
 async fn list_legacy(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {

@@ -1,0 +1,94 @@
+//! Shared test harness: a core served on a real socket, and a JSON request helper.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+use signet_core::{Core, CoreOptions, Registry, SealKind};
+use signet_http::{router, serve, HttpOptions};
+use signet_storage::backends::inmem::InmemStorage;
+use signet_storage::Storage;
+use tokio::sync::oneshot;
+
+pub fn client() -> Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    Client::new()
+}
+
+pub struct Server {
+    pub addr: String,
+    pub core: Arc<Core>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(physical: Arc<dyn Storage>, max_request_size: usize) -> Server {
+        let core = Core::new(
+            physical,
+            CoreOptions {
+                registry: Registry::new().secrets("kv", signet_kv::factory()),
+                seal: SealKind::Shamir,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = router(core.clone(), HttpOptions { max_request_size });
+        let task = tokio::spawn(serve(listener, None, app, async move {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            core,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn dev() -> Server {
+        let s = Server::start(Arc::new(InmemStorage::new()), 1024 * 1024).await;
+        s.core.dev_bootstrap(Some("root".into())).await.unwrap();
+        s
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v1/{}", self.addr, path)
+    }
+}
+
+pub async fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut rb = client().request(Method::from_bytes(method.as_bytes()).unwrap(), s.url(path));
+    if let Some(t) = token {
+        rb = rb.header("X-Vault-Token", t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, v)
+}
