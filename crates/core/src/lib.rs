@@ -17,6 +17,7 @@ pub mod request;
 mod seal;
 mod sys;
 pub mod token;
+pub mod token_params;
 mod token_paths;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ pub use mounts::{MountConfig, MountEntry, MountTable, Mounted, Table};
 pub use request::{Lease, Method, Operation, RawBody, Request, Response};
 pub use seal::{InitResult, SealKind};
 pub use token::{TokenEntry, TokenStore};
+pub use token_params::{Login, TokenParams};
 
 /// signet's version, reported by `sys/health`, `sys/seal-status` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -275,7 +277,16 @@ impl Core {
                 .help(&mounted.full_path(), rel)
                 .map(|v| Response::raw_json(200, &v)))
         } else {
-            mounted.backend.handle(op, rel, req.data, env).await
+            let login_env = env.mount.clone();
+            match mounted.backend.handle(op, rel, req.data, env).await {
+                Ok(Some(mut resp)) => {
+                    if let Some(login) = resp.login.take() {
+                        resp.auth = Some(self.mint_login(&login_env, login).await?);
+                    }
+                    Ok(Some(resp))
+                }
+                other => other,
+            }
         };
         if let Some(hash) = last_use {
             self.tokens.revoke_tree(&hash).await?;
@@ -316,6 +327,66 @@ impl Core {
             return Err(CoreError::AclDenied);
         }
         Ok(())
+    }
+
+    /// Turns a successful login into a token: an orphan whose lease is the role's period, or
+    /// its TTL, or the mount default, capped by the role's max TTL (or the mount maximum) and
+    /// explicit max TTL.
+    async fn mint_login(&self, mount: &MountInfo, login: Login) -> CoreResult<Value> {
+        let p = &login.params;
+        let now = token::now_secs();
+        let max = if p.token_max_ttl > 0 {
+            p.token_max_ttl.min(mount.max_lease_ttl)
+        } else {
+            mount.max_lease_ttl
+        };
+        let mut lease = if p.token_period > 0 {
+            p.token_period
+        } else if p.token_ttl > 0 {
+            p.token_ttl
+        } else {
+            mount.default_lease_ttl
+        };
+        if p.token_period == 0 && lease > max {
+            lease = max;
+        }
+        if p.token_explicit_max_ttl > 0 && lease > p.token_explicit_max_ttl {
+            lease = p.token_explicit_max_ttl;
+        }
+        let mut policies: Vec<String> = login.policies.iter().map(|x| x.to_lowercase()).collect();
+        if !p.token_no_default_policy && !policies.iter().any(|x| x == "default") {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+        let display = if login.display_name.is_empty() {
+            mount.kind.clone()
+        } else {
+            format!("{}-{}", mount.kind, login.display_name)
+        };
+        let entry = TokenEntry {
+            policies,
+            path: format!("{}login", mount.path),
+            display_name: display,
+            meta: if login.metadata.is_empty() {
+                None
+            } else {
+                Some(login.metadata.clone())
+            },
+            creation_time: now,
+            ttl: lease,
+            expire_time: if lease > 0 { now + lease } else { 0 },
+            max_ttl: if p.token_period > 0 { 0 } else { max },
+            explicit_max_ttl: p.token_explicit_max_ttl,
+            period: p.token_period,
+            num_uses: p.token_num_uses,
+            orphan: true,
+            renewable: lease > 0,
+            bound_cidrs: p.token_bound_cidrs.clone(),
+            ..Default::default()
+        };
+        let (token, entry) = self.tokens.create(None, entry).await?;
+        Ok(entry.auth_json(token.expose_secret(), now))
     }
 
     /// Starts the periodic housekeeping (expired-token sweep) on the current runtime. The task

@@ -89,6 +89,8 @@ pub struct Response {
     pub raw: Option<RawBody>,
     /// Copy the data keys to the top level of the envelope too, as Vault's sys paths do.
     pub data_at_top_level: bool,
+    /// A successful login: the core mints the token and fills `auth`.
+    pub login: Option<crate::token_params::Login>,
 }
 
 impl Response {
@@ -120,6 +122,14 @@ impl Response {
             Value::Array(keys.into_iter().map(Value::String).collect()),
         );
         Self::data(m)
+    }
+
+    /// A login response: the core turns it into a token.
+    pub fn login(login: crate::token_params::Login) -> Self {
+        Response {
+            login: Some(login),
+            ..Default::default()
+        }
     }
 
     /// A raw JSON body with a status code (for `sys/health` and friends).

@@ -45,6 +45,9 @@ pub struct TokenEntry {
     pub expire_time: u64,
     #[serde(default)]
     pub last_renewal: u64,
+    /// Renewals may not take the token past `creation_time + max_ttl` (0 = the mount's).
+    #[serde(default)]
+    pub max_ttl: u64,
     #[serde(default)]
     pub explicit_max_ttl: u64,
     #[serde(default)]

@@ -661,6 +661,7 @@ async fn create(s: Arc<TokenStore>, c: Ctx, mode: Mode) -> CoreResult<Option<Res
         ttl: lease,
         expire_time: if lease > 0 { now + lease } else { 0 },
         last_renewal: 0,
+        max_ttl: 0,
         explicit_max_ttl: explicit_max,
         period,
         num_uses,
@@ -767,7 +768,12 @@ async fn renew(s: Arc<TokenStore>, c: Ctx, t: Target) -> CoreResult<Option<Respo
         limit = Some(e.creation_time + e.explicit_max_ttl);
     }
     if e.period == 0 {
-        let mount_max = e.creation_time + c.mount.max_lease_ttl;
+        let cap = if e.max_ttl > 0 {
+            e.max_ttl
+        } else {
+            c.mount.max_lease_ttl
+        };
+        let mount_max = e.creation_time + cap;
         limit = Some(limit.map_or(mount_max, |l| l.min(mount_max)));
     }
     if let Some(l) = limit {

@@ -29,7 +29,9 @@ impl Server {
         let core = Core::new(
             physical,
             CoreOptions {
-                registry: Registry::new().secrets("kv", signet_kv::factory()),
+                registry: Registry::new()
+                    .secrets("kv", signet_kv::factory())
+                    .auth("approle", signet_auth::approle::factory()),
                 seal: SealKind::Shamir,
             },
         );

@@ -349,3 +349,144 @@ async fn default_only_token_is_refused_everywhere_default_grants_nothing() {
     assert_eq!(st, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approle_login_and_attacks() {
+    let s = Server::dev().await;
+    policy(
+        &s,
+        "cert-manager",
+        "path \"istioca/sign/cluster-local\" { capabilities = [\"update\"] }",
+    )
+    .await;
+    let (st, _) = call(
+        &s,
+        "POST",
+        "sys/auth/approle",
+        Some("root"),
+        Some(json!({"type": "approle"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = call(&s, "POST", "auth/approle/role/cert-manager", Some("root"), Some(json!({"token_policies": "cert-manager", "token_ttl": "1h", "token_max_ttl": "4h", "secret_id_num_uses": 1}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (_, v) = call(
+        &s,
+        "GET",
+        "auth/approle/role/cert-manager/role-id",
+        Some("root"),
+        None,
+    )
+    .await;
+    let role_id = v["data"]["role_id"].as_str().unwrap().to_string();
+    let (_, v) = call(
+        &s,
+        "POST",
+        "auth/approle/role/cert-manager/secret-id",
+        Some("root"),
+        None,
+    )
+    .await;
+    let secret_id = v["data"]["secret_id"].as_str().unwrap().to_string();
+    let accessor = v["data"]["secret_id_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, v) = call(
+        &s,
+        "LIST",
+        "auth/approle/role/cert-manager/secret-id",
+        Some("root"),
+        None,
+    )
+    .await;
+    assert_eq!(v["data"]["keys"], json!([accessor]));
+    let (_, before) = call(&s, "LIST", "auth/token/accessors", Some("root"), None).await;
+
+    // Wrong secret, unknown role ID, missing secret: 400 and no token.
+    for body in [
+        json!({"role_id": role_id, "secret_id": "wrong"}),
+        json!({"role_id": "nope", "secret_id": secret_id}),
+        json!({"role_id": role_id}),
+    ] {
+        let (st, v) = call(&s, "POST", "auth/approle/login", None, Some(body)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["auth"].is_null());
+    }
+    let (_, after) = call(&s, "LIST", "auth/token/accessors", Some("root"), None).await;
+    assert_eq!(before["data"], after["data"]);
+
+    let (st, v) = call(
+        &s,
+        "POST",
+        "auth/approle/login",
+        None,
+        Some(json!({"role_id": role_id, "secret_id": secret_id})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["cert-manager", "default"]));
+    assert_eq!(v["auth"]["lease_duration"], json!(3600));
+    assert_eq!(v["auth"]["metadata"], json!({"role_name": "cert-manager"}));
+    let t = token_of(&v);
+    let (st, _) = call(&s, "GET", "auth/token/lookup-self", Some(&t), None).await;
+    assert_eq!(st, StatusCode::OK);
+    // A single-use secret ID does not work twice.
+    let (st, v) = call(
+        &s,
+        "POST",
+        "auth/approle/login",
+        None,
+        Some(json!({"role_id": role_id, "secret_id": secret_id})),
+    )
+    .await;
+    assert_eq!(
+        (st, v),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"errors": ["invalid role or secret ID"]})
+        )
+    );
+    // Custom secret IDs, lookup and destroy by accessor.
+    let (st, v) = call(
+        &s,
+        "POST",
+        "auth/approle/role/cert-manager/custom-secret-id",
+        Some("root"),
+        Some(json!({"secret_id": "my-own-secret", "metadata": "{\"team\":\"mesh\"}"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let acc = v["data"]["secret_id_accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, v) = call(
+        &s,
+        "POST",
+        "auth/approle/role/cert-manager/secret-id/lookup",
+        Some("root"),
+        Some(json!({"secret_id": "my-own-secret"})),
+    )
+    .await;
+    assert_eq!(v["data"]["metadata"], json!({"team": "mesh"}));
+    let (st, _) = call(
+        &s,
+        "POST",
+        "auth/approle/role/cert-manager/secret-id-accessor/destroy",
+        Some("root"),
+        Some(json!({"secret_id_accessor": acc})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = call(
+        &s,
+        "POST",
+        "auth/approle/login",
+        None,
+        Some(json!({"role_id": role_id, "secret_id": "my-own-secret"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}

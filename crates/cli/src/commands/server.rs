@@ -60,7 +60,9 @@ pub fn run(args: &[String]) -> u8 {
 
 /// The `registry` of engines this binary serves.
 pub fn registry() -> Registry {
-    Registry::new().secrets("kv", signet_kv::factory())
+    Registry::new()
+        .secrets("kv", signet_kv::factory())
+        .auth("approle", signet_auth::approle::factory())
 }
 
 fn init_logging(level: &str, format: &str) {

@@ -1,0 +1,7 @@
+//! signet's auth methods, one module each. Every method is a path-spec backend mounted under
+//! `auth/`; a successful login returns a [`signet_core::Login`] and the core mints the token,
+//! so no method ever handles token storage. Secret material a method keeps (AppRole secret
+//! IDs) is stored only as keyed hashes with a per-mount salt.
+
+pub mod approle;
+mod salt;
