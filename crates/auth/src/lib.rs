@@ -4,4 +4,8 @@
 //! IDs) is stored only as keyed hashes with a per-mount salt.
 
 pub mod approle;
+mod jwt;
+pub mod jwt_auth;
+pub mod kubernetes;
+mod outbound;
 mod salt;

@@ -543,27 +543,7 @@ fn hex_flip(k: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_listener_serves_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("tls.crt");
-    let key = dir.path().join("tls.key");
-    let ca_cert = dir.path().join("ca.crt");
-    // A CA and a server certificate from a tool we did not write.
-    let script = format!(
-        "set -e; cd {d}; \
-         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null; \
-         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout tls.key -out tls.csr 2>/dev/null; \
-         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext; \
-         openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile ext -out tls.crt 2>/dev/null",
-        d = dir.path().display()
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .expect("sh and openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ca_cert, cert, key) = common::test_pki(dir.path());
     let tls = signet_http::tls_config(&cert, &key).unwrap();
     let core = Core::new(
         Arc::new(InmemStorage::new()),

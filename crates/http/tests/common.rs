@@ -31,7 +31,9 @@ impl Server {
             CoreOptions {
                 registry: Registry::new()
                     .secrets("kv", signet_kv::factory())
-                    .auth("approle", signet_auth::approle::factory()),
+                    .auth("approle", signet_auth::approle::factory())
+                    .auth("kubernetes", signet_auth::kubernetes::factory())
+                    .auth("jwt", signet_auth::jwt_auth::factory()),
                 seal: SealKind::Shamir,
             },
         );
@@ -93,4 +95,47 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     };
     (status, v)
+}
+
+/// A CA and a `localhost` server certificate made by openssl (a tool we did not write):
+/// returns (ca.crt, tls.crt, tls.key).
+pub fn test_pki(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let script = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt 2>/dev/null; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout tls.key -out tls.csr 2>/dev/null; \
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext; \
+         openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile ext -out tls.crt 2>/dev/null",
+        d = dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh and openssl must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"))
+}
+
+/// Serves `app` over TLS on 127.0.0.1 with a fresh test PKI; returns the base URL and CA PEM.
+pub async fn https_fake(app: axum::Router, dir: &std::path::Path) -> (String, String) {
+    let (ca, cert, key) = test_pki(dir);
+    let tls = signet_http::tls_config(&cert, &key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(serve(
+        listener,
+        Some(tls),
+        app,
+        std::future::pending::<()>(),
+    ));
+    (
+        format!("https://localhost:{port}"),
+        std::fs::read_to_string(ca).unwrap(),
+    )
 }

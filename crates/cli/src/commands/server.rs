@@ -63,6 +63,8 @@ pub fn registry() -> Registry {
     Registry::new()
         .secrets("kv", signet_kv::factory())
         .auth("approle", signet_auth::approle::factory())
+        .auth("kubernetes", signet_auth::kubernetes::factory())
+        .auth("jwt", signet_auth::jwt_auth::factory())
 }
 
 fn init_logging(level: &str, format: &str) {
