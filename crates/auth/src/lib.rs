@@ -4,6 +4,7 @@
 //! IDs) is stored only as keyed hashes with a per-mount salt.
 
 pub mod approle;
+pub mod azure;
 mod jwt;
 pub mod jwt_auth;
 pub mod kubernetes;

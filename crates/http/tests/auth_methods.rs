@@ -428,3 +428,124 @@ fn base64_url(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_managed_identity_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "7f1a2b3c-0000-4000-8000-00000000aaaa";
+    let (key, _) = rsa_keys(dir.path(), "aad");
+    let enc = EncodingKey::from_rsa_pem(key.as_bytes()).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some("aad-key-1".into());
+    let jwks = json!({"keys": [jwk]});
+    let base_cell = Arc::new(std::sync::Mutex::new(String::new()));
+    let b2 = base_cell.clone();
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(move || {
+            let base = b2.lock().unwrap().clone();
+            // Azure AD v1: the issuer is sts.windows.net/<tenant>/, keys are served elsewhere.
+            async move { Json(json!({"issuer": format!("https://sts.windows.net/{tenant}/"), "jwks_uri": format!("{base}/common/discovery/keys"), "token_endpoint": format!("{base}/oauth2/token")})) }
+        }))
+        .route("/common/discovery/keys", get(move || { let j = jwks.clone(); async move { Json(j) } }));
+    let (base, ca) = https_fake(app, dir.path()).await;
+    *base_cell.lock().unwrap() = base.clone();
+
+    let sub = "11111111-2222-3333-4444-555555555555";
+    let mi_token = |rg: &str, vm: &str, aud: &str| {
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("aad-key-1".into());
+        h.typ = Some("JWT".into());
+        let claims = json!({
+            "aud": aud, "iss": format!("https://sts.windows.net/{tenant}/"),
+            "iat": now() - 5, "nbf": now() - 5, "exp": now() + 3600,
+            "aio": "E2ZgYJiTenZ", "appid": "a0b1c2d3-0000-4000-8000-000000000001", "appidacr": "2",
+            "idp": format!("https://sts.windows.net/{tenant}/"),
+            "oid": "9e8d7c6b-0000-4000-8000-0000000000bb", "rh": "0.AAAA", "sub": "9e8d7c6b-0000-4000-8000-0000000000bb",
+            "tid": tenant, "uti": "x-Yz", "ver": "1.0",
+            "xms_mirid": format!("/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
+        });
+        jsonwebtoken::encode(&h, &claims, &enc).unwrap()
+    };
+    let s = Server::dev().await;
+    call(
+        &s,
+        "POST",
+        "sys/auth/azure",
+        Some("root"),
+        Some(json!({"type": "azure"})),
+    )
+    .await;
+    let (st, v) = call(
+        &s,
+        "POST",
+        "auth/azure/config",
+        Some("root"),
+        Some(json!({
+            "tenant_id": tenant, "resource": "https://management.azure.com/",
+            "oidc_discovery_url": base, "oidc_discovery_ca_pem": ca
+        })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, v) = call(&s, "POST", "auth/azure/role/p12345", Some("root"), Some(json!({
+        "bound_subscription_ids": sub, "bound_resource_groups": "rg-p12345", "token_policies": "customer-p12345"
+    }))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let login = |jwt: String, rg: &str, vm: &str| json!({"role": "p12345", "jwt": jwt, "subscription_id": sub, "resource_group_name": rg, "vm_name": vm});
+    let (st, v) = call(
+        &s,
+        "POST",
+        "auth/azure/login",
+        None,
+        Some(login(
+            mi_token("rg-p12345", "envoy-vm-1", "https://management.azure.com/"),
+            "rg-p12345",
+            "envoy-vm-1",
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["auth"]["policies"], json!(["customer-p12345", "default"]));
+    assert_eq!(v["auth"]["metadata"]["vm_name"], json!("envoy-vm-1"));
+    // A resource group the role does not allow; a login that lies about its VM; a wrong audience.
+    let (st, _) = call(
+        &s,
+        "POST",
+        "auth/azure/login",
+        None,
+        Some(login(
+            mi_token("rg-other", "vm-x", "https://management.azure.com/"),
+            "rg-other",
+            "vm-x",
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = call(
+        &s,
+        "POST",
+        "auth/azure/login",
+        None,
+        Some(login(
+            mi_token("rg-other", "vm-x", "https://management.azure.com/"),
+            "rg-p12345",
+            "envoy-vm-1",
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = call(
+        &s,
+        "POST",
+        "auth/azure/login",
+        None,
+        Some(login(
+            mi_token("rg-p12345", "envoy-vm-1", "https://vault.azure.net"),
+            "rg-p12345",
+            "envoy-vm-1",
+        )),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}

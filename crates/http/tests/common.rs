@@ -33,7 +33,8 @@ impl Server {
                     .secrets("kv", signet_kv::factory())
                     .auth("approle", signet_auth::approle::factory())
                     .auth("kubernetes", signet_auth::kubernetes::factory())
-                    .auth("jwt", signet_auth::jwt_auth::factory()),
+                    .auth("jwt", signet_auth::jwt_auth::factory())
+                    .auth("azure", signet_auth::azure::factory()),
                 seal: SealKind::Shamir,
             },
         );

@@ -65,6 +65,7 @@ pub fn registry() -> Registry {
         .auth("approle", signet_auth::approle::factory())
         .auth("kubernetes", signet_auth::kubernetes::factory())
         .auth("jwt", signet_auth::jwt_auth::factory())
+        .auth("azure", signet_auth::azure::factory())
 }
 
 fn init_logging(level: &str, format: &str) {
