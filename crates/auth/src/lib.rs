@@ -5,6 +5,7 @@
 
 pub mod approle;
 pub mod azure;
+pub mod cert;
 mod jwt;
 pub mod jwt_auth;
 pub mod kubernetes;

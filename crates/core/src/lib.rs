@@ -50,6 +50,8 @@ pub struct RequestMeta {
     /// The caller's token itself, for the few answers that echo it (`lookup-self`'s `id`).
     pub token_id: Option<signet_types::Secret<String>>,
     pub headers: BTreeMap<String, String>,
+    /// DER client certificates from the TLS handshake (end entity first).
+    pub peer_certs: Option<Arc<Vec<Vec<u8>>>>,
 }
 
 /// Builds an engine instance for a mount entry.
@@ -187,6 +189,7 @@ impl Core {
             token_hash: None,
             token_id: None,
             headers: req.headers.clone(),
+            peer_certs: req.peer_certs.clone(),
         };
 
         // The seal endpoints answer whatever the seal state.

@@ -60,6 +60,8 @@ pub struct Request {
     pub remote_addr: Option<SocketAddr>,
     /// Request headers the engines may need (lower-case names).
     pub headers: BTreeMap<String, String>,
+    /// DER client certificates from the TLS handshake (end entity first), if any.
+    pub peer_certs: Option<std::sync::Arc<Vec<Vec<u8>>>>,
 }
 
 /// A lease attached to a response.

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use signet_core::{Core, CoreError, Method, Request, Response};
 use signet_types::{Envelope, ErrorBody, Secret};
 
-pub use listener::{serve, tls_config, ListenerError};
+pub use listener::{serve, tls_config, ListenerError, PeerCertificates};
 
 /// Vault's default `max_request_size`: 32 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -252,12 +252,16 @@ async fn handle(State(app): State<AppState>, req: axum::extract::Request) -> Htt
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
+    let certs = req
+        .extensions()
+        .get::<PeerCertificates>()
+        .map(|c| c.0.clone());
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let method_name = parts.method.as_str().to_string();
     let raw_path = parts.uri.path().to_string();
-    let resp = handle_inner(&app, peer, parts, body, &request_id).await;
+    let resp = handle_inner(&app, peer, certs, parts, body, &request_id).await;
     tracing::debug!(
         request_id,
         method = %method_name,
@@ -272,6 +276,7 @@ async fn handle(State(app): State<AppState>, req: axum::extract::Request) -> Htt
 async fn handle_inner(
     app: &AppState,
     remote_addr: Option<SocketAddr>,
+    peer_certs: Option<Arc<Vec<Vec<u8>>>>,
     parts: axum::http::request::Parts,
     body: Body,
     request_id: &str,
@@ -390,6 +395,7 @@ async fn handle_inner(
         token: token_from(&parts.headers),
         remote_addr,
         headers,
+        peer_certs,
     };
     let mut resp = match app.core.handle(req).await {
         Ok(None) => {

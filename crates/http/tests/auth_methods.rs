@@ -549,3 +549,120 @@ async fn azure_managed_identity_login() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     s.stop().await;
 }
+
+/// A client CA and a client certificate signed by it (openssl): returns (ca pem, cert+key pem).
+fn client_pki(dir: &std::path::Path, cn: &str, san: &str) -> (String, String) {
+    let script = format!(
+        "set -e; cd {d}; \\
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=client-ca -keyout cca.key -out cca.crt 2>/dev/null; \\
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/OU=mesh/CN={cn}' -keyout client.key -out client.csr 2>/dev/null; \\
+         printf 'subjectAltName={san}\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > cext; \\
+         openssl x509 -req -in client.csr -CA cca.crt -CAkey cca.key -CAcreateserial -days 1 -extfile cext -out client.crt 2>/dev/null",
+        d = dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ca = std::fs::read_to_string(dir.join("cca.crt")).unwrap();
+    let identity = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.join("client.crt")).unwrap(),
+        std::fs::read_to_string(dir.join("client.key")).unwrap()
+    );
+    (ca, identity)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_login_with_the_tls_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_ca, cert, key) = common::test_pki(dir.path());
+    let cdir = tempfile::tempdir().unwrap();
+    let (client_ca, identity) = client_pki(
+        cdir.path(),
+        "web-1.svc",
+        "DNS:web-1.svc,URI:spiffe://cluster.local/ns/web/sa/web",
+    );
+    let other = tempfile::tempdir().unwrap();
+    let (_, stranger) = client_pki(other.path(), "web-1.svc", "DNS:web-1.svc");
+
+    let plain = Server::dev().await;
+    let core = plain.core.clone();
+    let tls = signet_http::tls_config(&cert, &key).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(signet_http::serve(
+        listener,
+        Some(tls),
+        signet_http::router(core, Default::default()),
+        std::future::pending::<()>(),
+    ));
+
+    call(
+        &plain,
+        "POST",
+        "sys/auth/cert",
+        Some("root"),
+        Some(json!({"type": "cert"})),
+    )
+    .await;
+    let (st, v) = call(
+        &plain,
+        "POST",
+        "auth/cert/certs/web",
+        Some("root"),
+        Some(json!({
+            "certificate": client_ca, "allowed_uri_sans": "spiffe://cluster.local/ns/web/*",
+            "allowed_organizational_units": "mesh", "token_policies": "web", "token_ttl": "10m"
+        })),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _) = call(
+        &plain,
+        "POST",
+        "auth/cert/certs/bad",
+        Some("root"),
+        Some(json!({"certificate": "not a pem"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&server_ca).unwrap()).unwrap();
+    let with = |id: Option<&str>| {
+        let mut b = reqwest::Client::builder().add_root_certificate(ca.clone());
+        if let Some(pem) = id {
+            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let url = format!("https://localhost:{port}/v1/auth/cert/login");
+    let r = with(Some(&identity))
+        .post(&url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["auth"]["policies"], json!(["default", "web"]));
+    assert_eq!(v["auth"]["lease_duration"], json!(600));
+    assert_eq!(v["auth"]["metadata"]["common_name"], json!("web-1.svc"));
+    // A certificate from a CA the method does not trust, and no certificate at all.
+    let r = with(Some(&stranger))
+        .post(&url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = with(None).post(&url).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    plain.stop().await;
+}

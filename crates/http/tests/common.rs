@@ -34,7 +34,8 @@ impl Server {
                     .auth("approle", signet_auth::approle::factory())
                     .auth("kubernetes", signet_auth::kubernetes::factory())
                     .auth("jwt", signet_auth::jwt_auth::factory())
-                    .auth("azure", signet_auth::azure::factory()),
+                    .auth("azure", signet_auth::azure::factory())
+                    .auth("cert", signet_auth::cert::factory()),
                 seal: SealKind::Shamir,
             },
         );

@@ -66,6 +66,7 @@ pub fn registry() -> Registry {
         .auth("kubernetes", signet_auth::kubernetes::factory())
         .auth("jwt", signet_auth::jwt_auth::factory())
         .auth("azure", signet_auth::azure::factory())
+        .auth("cert", signet_auth::cert::factory())
 }
 
 fn init_logging(level: &str, format: &str) {
