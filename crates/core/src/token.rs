@@ -52,6 +52,9 @@ pub struct TokenEntry {
     pub explicit_max_ttl: u64,
     #[serde(default)]
     pub period: u64,
+    /// The period came from the token's role (OpenBao then omits it from lookups).
+    #[serde(default)]
+    pub period_from_role: bool,
     /// Uses left; 0 = unlimited.
     #[serde(default)]
     pub num_uses: i64,
@@ -121,7 +124,7 @@ impl TokenEntry {
         m.insert("num_uses".into(), json!(self.num_uses));
         m.insert("orphan".into(), json!(self.orphan));
         m.insert("path".into(), json!(self.path));
-        if self.period > 0 {
+        if self.period > 0 && !self.period_from_role {
             m.insert("period".into(), json!(self.period));
         }
         m.insert("policies".into(), json!(self.policies));

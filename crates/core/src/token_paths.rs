@@ -575,9 +575,11 @@ async fn create(s: Arc<TokenStore>, c: Ctx, mode: Mode) -> CoreResult<Option<Res
     let mut renewable = c.fields.bool("renewable");
     let mut num_uses = c.fields.i64("num_uses");
     let mut bound_cidrs = Vec::new();
+    let mut period_from_role = false;
     if let Some(r) = &role {
         if r.token_period > 0 {
             period = r.token_period;
+            period_from_role = true;
         }
         if r.token_explicit_max_ttl > 0
             && (explicit_max == 0 || r.token_explicit_max_ttl < explicit_max)
@@ -664,6 +666,7 @@ async fn create(s: Arc<TokenStore>, c: Ctx, mode: Mode) -> CoreResult<Option<Res
         max_ttl: 0,
         explicit_max_ttl: explicit_max,
         period,
+        period_from_role,
         num_uses,
         orphan,
         renewable: renewable && lease > 0,
