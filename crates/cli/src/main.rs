@@ -25,8 +25,12 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    auth        Interact with auth methods (enable, disable, list, tune)
+    login       Authenticate locally (-method=token|approle|kubernetes|jwt|cert|azure)
     operator    Perform operator-specific tasks (init, unseal, seal, rotate)
+    policy      Interact with policies (write, read, list, delete, fmt)
     secrets     Interact with secrets engines (enable, disable, list, tune, move)
+    token       Interact with tokens (create, lookup, renew, revoke, capabilities)
     path-help   Retrieve API help for paths
     version     Print the signet version
 "

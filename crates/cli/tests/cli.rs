@@ -1,0 +1,248 @@
+//! The `signet` CLI against a real `signet server -dev` over a socket: the vault verbs, their
+//! output shapes and exit codes (0 ok, 1 local error, 2 API error).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_signet");
+
+struct Dev {
+    child: Child,
+    addr: String,
+    home: tempfile::TempDir,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dev() -> Dev {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .env("HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Dev { child, addr, home }
+}
+
+impl Dev {
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, None, "root")
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&str>, token: &str) -> Output {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_remove("SIGNET_ADDR")
+            .env_remove("SIGNET_TOKEN")
+            .env_remove("BAO_ADDR")
+            .env_remove("BAO_TOKEN")
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", token)
+            .env("HOME", self.home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn kv_verbs_formats_and_exit_codes() {
+    let d = dev();
+    let o = d.run(&["secrets", "enable", "-path=kv", "-version=1", "kv"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        out(&o).trim(),
+        "Success! Enabled the kv secrets engine at: kv/"
+    );
+    let o = d.run(&["write", "kv/app", "user=web", "pass=s3cret"]);
+    assert_eq!(out(&o).trim(), "Success! Data written to: kv/app");
+    let o = d.run(&["read", "kv/app"]);
+    let text = out(&o);
+    assert!(
+        text.starts_with(
+            "Key                 Value\n---                 -----\nrefresh_interval    768h\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("pass                s3cret"));
+    assert_eq!(out(&d.run(&["read", "-field=user", "kv/app"])), "web");
+    let o = d.run(&["read", "-format=json", "kv/app"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["data"]["pass"], "s3cret");
+    assert!(out(&d.run(&["read", "-format=yaml", "kv/app"])).contains("  user: web\n"));
+    let o = d.run_with(
+        &["write", "kv/json", "-"],
+        Some(r#"{"from": "stdin"}"#),
+        "root",
+    );
+    assert!(o.status.success());
+    assert_eq!(out(&d.run(&["read", "-field=from", "kv/json"])), "stdin");
+    assert_eq!(out(&d.run(&["list", "kv"])), "Keys\n----\napp\njson\n");
+    let o = d.run(&["read", "kv/missing"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "No value found at kv/missing"
+    );
+    assert_eq!(d.run(&["write", "kv/x"]).status.code(), Some(1));
+    assert_eq!(d.run(&["read", "-nope", "kv/x"]).status.code(), Some(1));
+    let o = d.run_with(&["read", "kv/app"], None, "bad-token");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Code: 403"));
+    assert!(d.run(&["delete", "kv/app"]).status.success());
+    assert_eq!(d.run(&["read", "kv/app"]).status.code(), Some(2));
+}
+
+#[test]
+fn mounts_status_policies_tokens_and_old_verbs() {
+    let d = dev();
+    let o = d.run(&["status"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out(&o).contains("Sealed          false"));
+    assert!(d
+        .run(&["mount", "-path=cluster1/pki/etcd", "kv"])
+        .status
+        .success());
+    assert!(d
+        .run(&["mount-tune", "-max-lease-ttl=87600h", "cluster1/pki/etcd"])
+        .status
+        .success());
+    let o = d.run(&["secrets", "list", "-format=json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["cluster1/pki/etcd/"]["config"]["max_lease_ttl"],
+        87600 * 3600
+    );
+    assert!(d
+        .run(&["secrets", "move", "cluster1/pki/etcd", "cluster1/kv"])
+        .status
+        .success());
+    assert!(d
+        .run(&["secrets", "disable", "cluster1/kv"])
+        .status
+        .success());
+    let o = d.run_with(
+        &["policy-write", "member", "-"],
+        Some("path \"secret/etcd/*\" {\n  policy = \"read\"\n}\n"),
+        "root",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(out(&d.run(&["policy", "list"])).contains("member\n"));
+    assert!(d
+        .run(&[
+            "write",
+            "auth/token/roles/k8s",
+            "period=720h",
+            "orphan=true",
+            "allowed_policies=member"
+        ])
+        .status
+        .success());
+    let o = d.run(&[
+        "token-create",
+        "-policy=member",
+        "-role=k8s",
+        "-format=json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["auth"]["orphan"], true);
+    let token = v["auth"]["client_token"].as_str().unwrap().to_string();
+    assert!(d.run(&["write", "secret/etcd/key", "v=1"]).status.success());
+    assert!(d
+        .run_with(&["read", "secret/etcd/key"], None, &token)
+        .status
+        .success());
+    assert_eq!(
+        d.run_with(&["read", "secret/other"], None, &token)
+            .status
+            .code(),
+        Some(2)
+    );
+    let o = d.run(&["token", "capabilities", &token, "secret/etcd/key"]);
+    assert_eq!(out(&o).trim(), "list, read");
+    assert!(d.run(&["token", "revoke", &token]).status.success());
+    assert_eq!(
+        d.run_with(&["token", "lookup"], None, &token).status.code(),
+        Some(2)
+    );
+    let o = d.run(&["operator", "rotate"]);
+    assert!(out(&o).contains("Key Term        2"), "{}", out(&o));
+    assert!(out(&d.run(&["path-help", "sys/health"])).contains("health"));
+}
+
+#[test]
+fn approle_login_stores_the_token() {
+    let d = dev();
+    assert!(d.run(&["auth", "enable", "approle"]).status.success());
+    assert!(d
+        .run(&["write", "auth/approle/role/web", "token_policies=default"])
+        .status
+        .success());
+    let role_id = out(&d.run(&["read", "-field=role_id", "auth/approle/role/web/role-id"]));
+    let secret_id = out(&d.run(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/web/secret-id",
+    ]));
+    let o = d.run_with(
+        &[
+            "login",
+            "-method=approle",
+            &format!("role_id={role_id}"),
+            &format!("secret_id={secret_id}"),
+        ],
+        None,
+        "",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stored = std::fs::read_to_string(d.home.path().join(".vault-token")).unwrap();
+    assert!(stored.starts_with("s."));
+    assert!(out(&d.run(&["auth", "list"])).contains("approle/"));
+}
