@@ -1,6 +1,7 @@
 //! Synchronous cryptography for signet. No I/O, no async.
 //!
-//! Today: Shamir secret sharing for the unseal key ([`shamir`]). The PKI engine adds key
-//! generation, CSR checks and X.509/CRL/OCSP building here.
+//! Shamir secret sharing for the unseal key ([`shamir`]); key generation, CSR checks and
+//! certificate building for the PKI engine ([`x509`]). CRL and OCSP building come next.
 
 pub mod shamir;
+pub mod x509;

@@ -31,6 +31,7 @@ impl Server {
             CoreOptions {
                 registry: Registry::new()
                     .secrets("kv", signet_kv::factory())
+                    .secrets("pki", signet_pki::factory())
                     .auth("approle", signet_auth::approle::factory())
                     .auth("kubernetes", signet_auth::kubernetes::factory())
                     .auth("jwt", signet_auth::jwt_auth::factory())

@@ -62,6 +62,7 @@ pub fn run(args: &[String]) -> u8 {
 pub fn registry() -> Registry {
     Registry::new()
         .secrets("kv", signet_kv::factory())
+        .secrets("pki", signet_pki::factory())
         .auth("approle", signet_auth::approle::factory())
         .auth("kubernetes", signet_auth::kubernetes::factory())
         .auth("jwt", signet_auth::jwt_auth::factory())

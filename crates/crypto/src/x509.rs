@@ -1,0 +1,540 @@
+//! X.509 for the PKI engine: key generation, CSR parsing with signature verification, and
+//! certificate building and signing (rcgen over aws-lc-rs; x509-parser for reading).
+//!
+//! Key usages are filtered by key type, because what RFC 5280 and the CA/B rules allow depends
+//! on the key: keyEncipherment only for RSA, keyAgreement only for EC; Ed25519 signs only.
+//! [`filter_key_usages`] reports what it dropped so the engine can warn, where OpenBao writes
+//! them in regardless.
+
+use std::net::IpAddr;
+
+use ::time::OffsetDateTime;
+pub use rcgen::KeyUsagePurpose as KeyUsage;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::*;
+
+/// Why an X.509 operation failed; messages are safe for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum X509Error {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("certificate generation failed: {0}")]
+    Build(String),
+}
+
+fn build_err(e: rcgen::Error) -> X509Error {
+    X509Error::Build(e.to_string())
+}
+
+/// A key algorithm and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa(u32),
+    Ec(u32),
+    Ed25519,
+}
+
+impl KeyType {
+    /// Parses Vault's `key_type` + `key_bits` (0 = the type's default).
+    pub fn parse(kind: &str, bits: u64) -> Result<KeyType, X509Error> {
+        match kind {
+            "rsa" => match bits {
+                0 => Ok(KeyType::Rsa(2048)),
+                2048 | 3072 | 4096 => Ok(KeyType::Rsa(bits as u32)),
+                b => Err(X509Error::Invalid(format!(
+                    "unsupported bit length for RSA key: {b}"
+                ))),
+            },
+            "ec" => match bits {
+                0 => Ok(KeyType::Ec(256)),
+                224 => Err(X509Error::Invalid(
+                    "unsupported bit length for EC key: 224".into(),
+                )),
+                256 | 384 | 521 => Ok(KeyType::Ec(bits as u32)),
+                b => Err(X509Error::Invalid(format!(
+                    "unsupported bit length for EC key: {b}"
+                ))),
+            },
+            "ed25519" => Ok(KeyType::Ed25519),
+            other => Err(X509Error::Invalid(format!("unknown key type {other:?}"))),
+        }
+    }
+
+    /// Vault's name (`rsa`, `ec`, `ed25519`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Rsa(_) => "rsa",
+            KeyType::Ec(_) => "ec",
+            KeyType::Ed25519 => "ed25519",
+        }
+    }
+
+    /// Key size in bits (256 for Ed25519, as Vault reports it... it reports 0; see `bits_for_api`).
+    pub fn bits(self) -> u32 {
+        match self {
+            KeyType::Rsa(b) | KeyType::Ec(b) => b,
+            KeyType::Ed25519 => 0,
+        }
+    }
+
+    fn alg(self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            KeyType::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+            KeyType::Ec(384) => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Ec(521) => &rcgen::PKCS_ECDSA_P521_SHA512,
+            KeyType::Ec(_) => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+        }
+    }
+}
+
+/// Generates a key pair.
+pub fn generate_key(kt: KeyType) -> Result<KeyPair, X509Error> {
+    match kt {
+        KeyType::Rsa(bits) => {
+            let size = match bits {
+                3072 => rcgen::RsaKeySize::_3072,
+                4096 => rcgen::RsaKeySize::_4096,
+                _ => rcgen::RsaKeySize::_2048,
+            };
+            KeyPair::generate_rsa_for(kt.alg(), size).map_err(build_err)
+        }
+        _ => KeyPair::generate_for(kt.alg()).map_err(build_err),
+    }
+}
+
+/// The DER SubjectPublicKeyInfo of a key pair.
+pub fn spki_of(key: &KeyPair) -> Vec<u8> {
+    key.subject_public_key_info()
+}
+
+/// Loads a stored private key (PKCS#8 PEM), detecting its type.
+pub fn load_key(pem: &str) -> Result<(KeyPair, KeyType), X509Error> {
+    let kp = KeyPair::from_pem(pem)
+        .map_err(|e| X509Error::Invalid(format!("invalid private key: {e}")))?;
+    let kt = key_type_of_spki(&kp.subject_public_key_info())?;
+    // RSA and P-521 need the algorithm stated explicitly.
+    let kp = KeyPair::from_pem_and_sign_algo(pem, kt.alg())
+        .map_err(|e| X509Error::Invalid(format!("invalid private key: {e}")))?;
+    Ok((kp, kt))
+}
+
+/// The key type of a DER SubjectPublicKeyInfo.
+pub fn key_type_of_spki(spki: &[u8]) -> Result<KeyType, X509Error> {
+    let (_, info) = SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|_| X509Error::Invalid("invalid public key".into()))?;
+    match info.parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+            Ok(KeyType::Rsa((rsa.key_size()) as u32))
+        }
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => Ok(KeyType::Ec(match ec.key_size() {
+            384 => 384,
+            521 | 528 => 521,
+            _ => 256,
+        })),
+        _ if info.algorithm.algorithm.to_id_string() == "1.3.101.112" => Ok(KeyType::Ed25519),
+        _ => Err(X509Error::Invalid(
+            "unsupported public key algorithm".into(),
+        )),
+    }
+}
+
+/// A parsed and signature-checked CSR.
+#[derive(Debug, Clone)]
+pub struct Csr {
+    pub common_name: String,
+    pub dns: Vec<String>,
+    pub emails: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub spki_der: Vec<u8>,
+    pub key_type: KeyType,
+}
+
+/// Parses a PEM CSR and verifies its self-signature.
+pub fn parse_csr(pem: &str) -> Result<Csr, X509Error> {
+    let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(pem.trim().as_bytes())
+        .map_err(|_| {
+            X509Error::Invalid(
+                "failed to decode CSR: no PEM CERTIFICATE REQUEST block found".into(),
+            )
+        })?;
+    let (_, csr) = X509CertificationRequest::from_der(der.as_ref())
+        .map_err(|e| X509Error::Invalid(format!("certificate request could not be parsed: {e}")))?;
+    csr.verify_signature()
+        .map_err(|_| X509Error::Invalid("request signature invalid".into()))?;
+    let info = &csr.certification_request_info;
+    let mut out = Csr {
+        common_name: info
+            .subject
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        dns: vec![],
+        emails: vec![],
+        ips: vec![],
+        uris: vec![],
+        spki_der: info.subject_pki.raw.to_vec(),
+        key_type: key_type_of_spki(info.subject_pki.raw)?,
+    };
+    if let Some(exts) = csr.requested_extensions() {
+        for ext in exts {
+            if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                for n in &san.general_names {
+                    match n {
+                        GeneralName::DNSName(d) => out.dns.push(d.to_string()),
+                        GeneralName::RFC822Name(e) => out.emails.push(e.to_string()),
+                        GeneralName::URI(u) => out.uris.push(u.to_string()),
+                        GeneralName::IPAddress(b) => {
+                            if let Some(ip) = ip_from_bytes(b) {
+                                out.ips.push(ip);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        _ => None,
+    }
+}
+
+/// 20 random bytes, positive (top bit clear) and never zero.
+pub fn random_serial() -> Result<Vec<u8>, X509Error> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 20];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| X509Error::Build("random number generator failed".into()))?;
+    b[0] &= 0x7f;
+    if b[0] == 0 {
+        b[0] = 0x01;
+    }
+    Ok(b.to_vec())
+}
+
+/// Vault's serial format: lowercase hex pairs joined by colons.
+pub fn serial_string(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Usages filtered for a key type: returns (kept, dropped names).
+pub fn filter_key_usages(kt: KeyType, names: &[String]) -> (Vec<KeyUsagePurpose>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for n in names {
+        let lower = n.to_lowercase();
+        let ku = match lower.as_str() {
+            "digitalsignature" => Some(KeyUsagePurpose::DigitalSignature),
+            "contentcommitment" | "nonrepudiation" => Some(KeyUsagePurpose::ContentCommitment),
+            "keyencipherment" => Some(KeyUsagePurpose::KeyEncipherment),
+            "dataencipherment" => Some(KeyUsagePurpose::DataEncipherment),
+            "keyagreement" => Some(KeyUsagePurpose::KeyAgreement),
+            "certsign" => Some(KeyUsagePurpose::KeyCertSign),
+            "crlsign" => Some(KeyUsagePurpose::CrlSign),
+            "encipheronly" => Some(KeyUsagePurpose::EncipherOnly),
+            "decipheronly" => Some(KeyUsagePurpose::DecipherOnly),
+            _ => None,
+        };
+        let Some(ku) = ku else { continue };
+        let allowed = !matches!(
+            (kt, &ku),
+            (KeyType::Rsa(_), KeyUsagePurpose::KeyAgreement)
+                | (
+                    KeyType::Ec(_),
+                    KeyUsagePurpose::KeyEncipherment | KeyUsagePurpose::DataEncipherment
+                )
+                | (
+                    KeyType::Ed25519,
+                    KeyUsagePurpose::KeyAgreement
+                        | KeyUsagePurpose::KeyEncipherment
+                        | KeyUsagePurpose::DataEncipherment
+                )
+        );
+        if allowed {
+            if !kept.contains(&ku) {
+                kept.push(ku);
+            }
+        } else {
+            dropped.push(n.clone());
+        }
+    }
+    (kept, dropped)
+}
+
+/// What to put into a certificate.
+#[derive(Debug, Clone, Default)]
+pub struct CertSpec {
+    pub common_name: String,
+    pub organization: Vec<String>,
+    pub ou: Vec<String>,
+    pub country: Vec<String>,
+    pub locality: Vec<String>,
+    pub province: Vec<String>,
+    pub dns: Vec<String>,
+    pub emails: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub serial: Vec<u8>,
+    pub is_ca: bool,
+    /// -1 = unlimited.
+    pub max_path_length: i64,
+    pub key_usages: Vec<KeyUsagePurpose>,
+    pub server_auth: bool,
+    pub client_auth: bool,
+    pub code_signing: bool,
+    pub email_protection: bool,
+    pub issuing_certificates: Vec<String>,
+    pub crl_distribution_points: Vec<String>,
+    pub ocsp_servers: Vec<String>,
+}
+
+fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for c in &spec.country {
+        dn.push(DnType::CountryName, c.as_str());
+    }
+    for c in &spec.province {
+        dn.push(DnType::StateOrProvinceName, c.as_str());
+    }
+    for c in &spec.locality {
+        dn.push(DnType::LocalityName, c.as_str());
+    }
+    for o in &spec.organization {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    for o in &spec.ou {
+        dn.push(DnType::OrganizationalUnitName, o.as_str());
+    }
+    if !spec.common_name.is_empty() {
+        dn.push(DnType::CommonName, spec.common_name.as_str());
+    }
+    p.distinguished_name = dn;
+    let ia5 = |s: &str| {
+        rcgen::string::Ia5String::try_from(s.to_string())
+            .map_err(|_| X509Error::Invalid(format!("{s:?} is not a valid IA5 string")))
+    };
+    for d in &spec.dns {
+        p.subject_alt_names.push(SanType::DnsName(ia5(d)?));
+    }
+    for e in &spec.emails {
+        p.subject_alt_names.push(SanType::Rfc822Name(ia5(e)?));
+    }
+    for ip in &spec.ips {
+        p.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    for u in &spec.uris {
+        p.subject_alt_names.push(SanType::URI(ia5(u)?));
+    }
+    p.not_before = OffsetDateTime::from_unix_timestamp(spec.not_before)
+        .map_err(|e| X509Error::Invalid(e.to_string()))?;
+    p.not_after = OffsetDateTime::from_unix_timestamp(spec.not_after)
+        .map_err(|e| X509Error::Invalid(e.to_string()))?;
+    p.serial_number = Some(SerialNumber::from_slice(&spec.serial));
+    p.is_ca = if spec.is_ca {
+        if spec.max_path_length >= 0 {
+            IsCa::Ca(BasicConstraints::Constrained(
+                spec.max_path_length.min(255) as u8
+            ))
+        } else {
+            IsCa::Ca(BasicConstraints::Unconstrained)
+        }
+    } else {
+        IsCa::ExplicitNoCa
+    };
+    p.key_usages = spec.key_usages.clone();
+    if spec.server_auth {
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    if spec.client_auth {
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
+    if spec.code_signing {
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::CodeSigning);
+    }
+    if spec.email_protection {
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::EmailProtection);
+    }
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = rcgen::KeyIdMethod::Sha256;
+    for url in &spec.crl_distribution_points {
+        p.crl_distribution_points.push(rcgen::CrlDistributionPoint {
+            uris: vec![url.clone()],
+        });
+    }
+    if !spec.issuing_certificates.is_empty() || !spec.ocsp_servers.is_empty() {
+        p.custom_extensions.push(aia_extension(
+            &spec.ocsp_servers,
+            &spec.issuing_certificates,
+        ));
+    }
+    Ok(p)
+}
+
+/// The Authority Information Access extension (RFC 5280 4.2.2.1), DER by hand: rcgen has no
+/// builder for it.
+fn aia_extension(ocsp: &[String], ca_issuers: &[String]) -> rcgen::CustomExtension {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = body.len();
+        if n < 128 {
+            out.push(n as u8);
+        } else if n < 256 {
+            out.extend([0x81, n as u8]);
+        } else {
+            out.extend([0x82, (n >> 8) as u8, n as u8]);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    const OCSP: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    const CA_ISSUERS: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let mut items = Vec::new();
+    for (oid, urls) in [(OCSP, ocsp), (CA_ISSUERS, ca_issuers)] {
+        for u in urls {
+            let mut ad = tlv(0x06, &oid);
+            ad.extend(tlv(0x86, u.as_bytes()));
+            items.extend(tlv(0x30, &ad));
+        }
+    }
+    let mut ext =
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &items));
+    ext.set_criticality(false);
+    ext
+}
+
+/// A signing CA: its certificate and key.
+pub struct Signer {
+    pub cert_der: Vec<u8>,
+    pub key: KeyPair,
+    pub key_type: KeyType,
+}
+
+impl Signer {
+    /// Loads a CA from its certificate PEM and PKCS#8 key PEM.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Signer, X509Error> {
+        let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|_| X509Error::Invalid("invalid CA certificate".into()))?;
+        let (key, key_type) = load_key(key_pem)?;
+        Ok(Signer {
+            cert_der: der.as_ref().to_vec(),
+            key,
+            key_type,
+        })
+    }
+
+    /// The CA's notAfter (epoch seconds).
+    pub fn not_after(&self) -> Result<i64, X509Error> {
+        let (_, c) = X509Certificate::from_der(&self.cert_der)
+            .map_err(|_| X509Error::Invalid("invalid CA certificate".into()))?;
+        Ok(c.validity().not_after.timestamp())
+    }
+
+    /// Signs a certificate for `public_key` (DER SPKI).
+    pub fn sign(&self, spec: &CertSpec, spki_der: &[u8]) -> Result<Vec<u8>, X509Error> {
+        let params = params_for(spec)?;
+        let issuer =
+            Issuer::from_ca_cert_der(&CertificateDer::from(self.cert_der.clone()), &self.key)
+                .map_err(build_err)?;
+        let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(build_err)?;
+        let cert = params.signed_by(&pk, &issuer).map_err(build_err)?;
+        Ok(cert.der().as_ref().to_vec())
+    }
+}
+
+/// A self-signed CA certificate.
+pub fn self_signed(spec: &CertSpec, key: &KeyPair) -> Result<Vec<u8>, X509Error> {
+    let params = params_for(spec)?;
+    Ok(params
+        .self_signed(key)
+        .map_err(build_err)?
+        .der()
+        .as_ref()
+        .to_vec())
+}
+
+/// PEM of a DER certificate.
+pub fn cert_pem(der: &[u8]) -> String {
+    pem_block("CERTIFICATE", der)
+}
+
+/// A PEM block.
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----"));
+    out
+}
+
+/// What the engine records about a certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub serial: String,
+    pub common_name: String,
+    pub dns: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    pub self_signed: bool,
+}
+
+/// Reads the facts the inventory keeps.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, X509Error> {
+    let (_, c) = X509Certificate::from_der(der)
+        .map_err(|e| X509Error::Invalid(format!("invalid certificate: {e}")))?;
+    let mut dns = Vec::new();
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                dns.push(d.to_string());
+            }
+        }
+    }
+    let common_name = c
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|x| x.as_str().ok())
+        .unwrap_or("")
+        .to_string();
+    Ok(CertInfo {
+        serial: serial_string(c.raw_serial()),
+        common_name,
+        dns,
+        not_before: c.validity().not_before.timestamp(),
+        not_after: c.validity().not_after.timestamp(),
+        is_ca: c.is_ca(),
+        self_signed: c.subject() == c.issuer(),
+    })
+}

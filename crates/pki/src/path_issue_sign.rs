@@ -1,0 +1,412 @@
+//! `issue/:role` (the server generates the key) and `sign/:role` (the caller's CSR): the
+//! role's name policy, TTL clamping with OpenBao's warning, 30 s backdating, key usages valid
+//! for the key type, and the inventory record.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{json, Map};
+use signet_core::framework::{handler, Ctx, Field, PathSpec};
+use signet_core::token::now_secs;
+use signet_core::{CoreError, CoreResult, Operation, Response};
+use signet_crypto::x509::{self, CertSpec, KeyType, Signer};
+use signet_types::{format_go_duration, FieldType};
+
+use crate::path_roles::{self, Role};
+use crate::storage::{cert_key, CertRecord, IssuerEntry, ISSUER};
+use crate::Pki;
+
+fn common(spec: PathSpec<Pki>) -> PathSpec<Pki> {
+    spec.field(Field::new(
+        "role",
+        FieldType::String,
+        "The role to issue against.",
+    ))
+    .field(Field::new(
+        "common_name",
+        FieldType::String,
+        "Common name of the certificate.",
+    ))
+    .field(Field::new(
+        "alt_names",
+        FieldType::CommaStringSlice,
+        "DNS and email SANs.",
+    ))
+    .field(Field::new(
+        "ip_sans",
+        FieldType::CommaStringSlice,
+        "IP SANs.",
+    ))
+    .field(Field::new(
+        "uri_sans",
+        FieldType::CommaStringSlice,
+        "URI SANs.",
+    ))
+    .field(Field::new(
+        "other_sans",
+        FieldType::CommaStringSlice,
+        "Not supported yet.",
+    ))
+    .field(Field::new(
+        "ttl",
+        FieldType::DurationSecond,
+        "Requested lifetime.",
+    ))
+    .field(Field::new(
+        "format",
+        FieldType::String,
+        "pem (default), der or pem_bundle.",
+    ))
+    .field(Field::new(
+        "private_key_format",
+        FieldType::String,
+        "Keys are returned as PKCS#8.",
+    ))
+    .field(Field::new(
+        "exclude_cn_from_sans",
+        FieldType::Bool,
+        "Do not copy the CN into the SANs.",
+    ))
+    .field(Field::new(
+        "remove_roots_from_chain",
+        FieldType::Bool,
+        "Leave self-signed CAs out of ca_chain.",
+    ))
+    .field(Field::new(
+        "key_type",
+        FieldType::String,
+        "Key type when the role allows any.",
+    ))
+    .field(Field::new(
+        "key_bits",
+        FieldType::Int,
+        "Key size when the role allows any.",
+    ))
+    .field(Field::new(
+        "issuer_ref",
+        FieldType::String,
+        "Issuer to use (only the default issuer exists today).",
+    ))
+}
+
+pub fn specs() -> Vec<PathSpec<Pki>> {
+    vec![
+        common(PathSpec::new("issue/:role"))
+            .op(
+                Operation::Update,
+                "Issue a certificate and private key.",
+                handler(|s, c| issue_or_sign(s, c, false)),
+            )
+            .help("Issue a certificate and key under a role.", ""),
+        common(PathSpec::new("sign/:role"))
+            .field(Field::new(
+                "csr",
+                FieldType::String,
+                "PEM certificate signing request.",
+            ))
+            .op(
+                Operation::Update,
+                "Sign a certificate signing request.",
+                handler(|s, c| issue_or_sign(s, c, true)),
+            )
+            .help("Sign a CSR under a role.", ""),
+    ]
+}
+
+fn is_hostname(name: &str) -> bool {
+    let n = name
+        .strip_prefix("*.")
+        .unwrap_or(name)
+        .trim_end_matches('.');
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((pre, post)) => {
+            value.len() >= pre.len() + post.len() && value.starts_with(pre) && value.ends_with(post)
+        }
+    }
+}
+
+/// Whether `name` (a CN or DNS SAN) is allowed by the role; the reason when not.
+fn name_allowed(role: &Role, name: &str) -> bool {
+    if role.allow_any_name {
+        return !role.enforce_hostnames || is_hostname(name) || name.contains('@');
+    }
+    if role.enforce_hostnames && !name.contains('@') && !is_hostname(name) {
+        return false;
+    }
+    if role.allow_localhost
+        && (name == "localhost" || name == "localdomain" || name.ends_with(".localhost"))
+    {
+        return true;
+    }
+    let (wild, base) = match name.strip_prefix("*.") {
+        Some(b) => (true, b),
+        None => (false, name),
+    };
+    if wild && !role.allow_wildcard_certificates {
+        return false;
+    }
+    let base = base.rsplit_once('@').map(|(_, d)| d).unwrap_or(base);
+    role.allowed_domains.iter().any(|d| {
+        let d = d.trim_start_matches("*.").trim_start_matches('.');
+        (role.allow_bare_domains && !wild && base == d)
+            || (role.allow_subdomains && (base.ends_with(&format!(".{d}")) || (wild && base == d)))
+            || (role.allow_glob_domains && d.contains('*') && glob(d, base))
+    })
+}
+
+async fn issue_or_sign(_s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Response>> {
+    let role_name = c.param("role").to_string();
+    let role = path_roles::load(&c, &role_name)
+        .await?
+        .ok_or_else(|| CoreError::bad(format!("unknown role: {role_name}")))?;
+    let issuer: IssuerEntry = c
+        .storage
+        .get_json(ISSUER)
+        .await?
+        .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
+    let f = &c.fields;
+    let mut warnings = Vec::new();
+    if f.is_set("other_sans") && !f.strings("other_sans").is_empty() {
+        return Err(CoreError::bad("other_sans are not supported by signet yet"));
+    }
+
+    // Names: from the request, or (sign) from the CSR as the role decides.
+    let mut cn = f.str("common_name");
+    let mut dns: Vec<String> = Vec::new();
+    let mut emails: Vec<String> = Vec::new();
+    for n in f.strings("alt_names") {
+        if n.contains('@') {
+            emails.push(n);
+        } else {
+            dns.push(n);
+        }
+    }
+    let mut ips: Vec<IpAddr> = f
+        .strings("ip_sans")
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| CoreError::bad(format!("the value {s:?} is not a valid IP address")))
+        })
+        .collect::<CoreResult<_>>()?;
+    let mut uris = f.strings("uri_sans");
+    let (spki, kt, private_key) = if sign {
+        let csr = x509::parse_csr(&f.str("csr")).map_err(|e| CoreError::bad(e.to_string()))?;
+        if role.use_csr_common_name {
+            if !cn.is_empty() && cn != csr.common_name {
+                warnings.push("the common_name given in the request was ignored: the role uses the CSR's common name".to_string());
+            }
+            cn = csr.common_name.clone();
+        }
+        if role.use_csr_sans {
+            dns = csr.dns.clone();
+            emails = csr.emails.clone();
+            ips = csr.ips.clone();
+            uris = csr.uris.clone();
+        }
+        if role.key_type != "any" && role.key_type != csr.key_type.name() {
+            return Err(CoreError::bad(format!(
+                "role requires keys of type {}, but the CSR has a key of type {}",
+                role.key_type,
+                csr.key_type.name()
+            )));
+        }
+        (csr.spki_der, csr.key_type, None)
+    } else {
+        let (kind, bits) = if role.key_type == "any" {
+            if !f.is_set("key_type") || f.str("key_type") == "any" {
+                return Err(CoreError::bad(
+                    "role key type \"any\" not allowed for issuing certificates, only signing",
+                ));
+            }
+            (f.str("key_type"), f.u64("key_bits"))
+        } else {
+            (role.key_type.clone(), role.key_bits)
+        };
+        let kt = KeyType::parse(&kind, bits).map_err(|e| CoreError::bad(e.to_string()))?;
+        let key = x509::generate_key(kt).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let spki = signet_crypto::x509::spki_of(&key);
+        (spki, kt, Some(key.serialize_pem()))
+    };
+    if cn.is_empty() && role.require_cn {
+        return Err(CoreError::bad("the common_name field is required, or must be provided in a CSR with \"use_csr_common_name\" set to true, unless \"require_cn\" is set to false"));
+    }
+    if !cn.is_empty() && !name_allowed(&role, &cn) {
+        return Err(CoreError::bad(format!(
+            "common name {cn} not allowed by this role"
+        )));
+    }
+    for d in dns.iter().chain(emails.iter()) {
+        if !name_allowed(&role, d) {
+            return Err(CoreError::bad(format!(
+                "subject alternate name {d} not allowed by this role"
+            )));
+        }
+    }
+    if !ips.is_empty() && !role.allow_ip_sans {
+        return Err(CoreError::bad(format!(
+            "IP Subject Alternative Names are not allowed in this role, but was provided {}",
+            ips.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if !uris.is_empty()
+        && !uris
+            .iter()
+            .all(|u| role.allowed_uri_sans.iter().any(|p| glob(p, u)))
+    {
+        return Err(CoreError::bad("URI Subject Alternative Names were provided via the API which are not valid for this role"));
+    }
+    let exclude_cn = f.bool("exclude_cn_from_sans");
+    if !cn.is_empty() && !exclude_cn {
+        if cn.contains('@') {
+            if !emails.contains(&cn) {
+                emails.insert(0, cn.clone());
+            }
+        } else if !dns.contains(&cn) {
+            dns.insert(0, cn.clone());
+        }
+    }
+
+    // Lifetime.
+    let max_ttl = if role.max_ttl > 0 {
+        role.max_ttl
+    } else {
+        c.mount.max_lease_ttl
+    };
+    let mut ttl = if f.u64("ttl") > 0 {
+        f.u64("ttl")
+    } else if role.ttl > 0 {
+        role.ttl
+    } else {
+        c.mount.default_lease_ttl
+    };
+    if ttl > max_ttl {
+        warnings.push(format!(
+            "TTL \"{}\" is longer than permitted maxTTL \"{}\", so maxTTL is being used",
+            format_go_duration(ttl),
+            format_go_duration(max_ttl)
+        ));
+        ttl = max_ttl;
+    }
+    let now = now_secs() as i64;
+    let not_after = now + ttl as i64;
+    if not_after > issuer.not_after {
+        return Err(CoreError::bad(format!(
+            "cannot satisfy request, as TTL would result in notAfter of {} that is beyond the expiration of the CA certificate at {}",
+            signet_core::token::rfc3339(not_after as u64),
+            signet_core::token::rfc3339(issuer.not_after as u64)
+        )));
+    }
+    let (usages, dropped) = x509::filter_key_usages(kt, &role.key_usage);
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "key usages {} are not valid for a {} key and were left out of the certificate",
+            dropped.join(", "),
+            kt.name()
+        ));
+    }
+    let urls = crate::path_root::urls(&c).await?;
+    let serial = x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?;
+    let spec = CertSpec {
+        common_name: cn.clone(),
+        organization: role.organization.clone(),
+        ou: role.ou.clone(),
+        country: role.country.clone(),
+        locality: role.locality.clone(),
+        province: role.province.clone(),
+        dns,
+        emails,
+        ips,
+        uris,
+        not_before: now - role.not_before_duration as i64,
+        not_after,
+        serial,
+        is_ca: false,
+        max_path_length: -1,
+        key_usages: usages,
+        server_auth: role.server_flag,
+        client_auth: role.client_flag,
+        code_signing: role.code_signing_flag,
+        email_protection: role.email_protection_flag,
+        issuing_certificates: urls.issuing_certificates,
+        crl_distribution_points: urls.crl_distribution_points,
+        ocsp_servers: urls.ocsp_servers,
+    };
+    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let der = signer
+        .sign(&spec, &spki)
+        .map_err(|e| CoreError::bad(e.to_string()))?;
+    let info = x509::cert_info(&der).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let pem = x509::cert_pem(&der);
+    if !role.no_store {
+        let rec = CertRecord {
+            certificate: pem.clone(),
+            role: role_name.clone(),
+            requester: c
+                .meta
+                .token
+                .as_ref()
+                .map(|t| t.accessor.clone())
+                .unwrap_or_default(),
+            issued_at: now,
+            common_name: cn.clone(),
+            not_after: info.not_after,
+        };
+        c.storage.put_json(&cert_key(&info.serial), &rec).await?;
+    }
+    let mut chain = vec![issuer.certificate.clone()];
+    chain.extend(issuer.chain.iter().cloned());
+    if f.bool("remove_roots_from_chain") {
+        chain.retain(|p| {
+            x509::cert_info(&crate::pem_der(p))
+                .map(|i| !i.self_signed)
+                .unwrap_or(true)
+        });
+    }
+    let mut data = Map::new();
+    let format = f.str("format");
+    let certificate = if format == "pem_bundle" {
+        let mut b = pem.clone();
+        if let Some(k) = &private_key {
+            b = format!("{b}\n{k}");
+        }
+        for p in &chain {
+            b = format!("{b}\n{p}");
+        }
+        b
+    } else {
+        pem.clone()
+    };
+    data.insert("certificate".into(), json!(certificate));
+    data.insert("issuing_ca".into(), json!(issuer.certificate));
+    data.insert("ca_chain".into(), json!(chain));
+    data.insert("serial_number".into(), json!(info.serial));
+    data.insert("expiration".into(), json!(info.not_after));
+    data.insert("not_before".into(), json!(info.not_before));
+    if let Some(k) = private_key {
+        data.insert("private_key".into(), json!(k));
+        data.insert("private_key_type".into(), json!(kt.name()));
+    }
+    let mut r = Response::data(data);
+    r.warnings = warnings;
+    Ok(Some(r))
+}
