@@ -538,3 +538,154 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, X509Error> {
         self_signed: c.subject() == c.issuer(),
     })
 }
+
+/// A PEM CSR for `spec`'s subject and SANs, signed by `key` (intermediate generation).
+pub fn csr_pem(spec: &CertSpec, key: &KeyPair) -> Result<String, X509Error> {
+    let full = params_for(spec)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = full.distinguished_name;
+    params.subject_alt_names = full.subject_alt_names;
+    params
+        .serialize_request(key)
+        .map_err(build_err)?
+        .pem()
+        .map_err(build_err)
+}
+
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+pub fn cert_spki(der: &[u8]) -> Result<Vec<u8>, X509Error> {
+    let (_, c) = X509Certificate::from_der(der)
+        .map_err(|e| X509Error::Invalid(format!("invalid certificate: {e}")))?;
+    Ok(c.public_key().raw.to_vec())
+}
+
+/// Splits a PEM bundle into DER certificates and the (first) private key PEM block.
+pub fn split_bundle(pem: &str) -> Result<(Vec<Vec<u8>>, Option<String>), X509Error> {
+    let mut certs = Vec::new();
+    let mut key = None;
+    let mut current: Option<(String, String)> = None;
+    for line in pem.lines() {
+        let line = line.trim();
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
+            current = Some((label.to_string(), format!("{line}\n")));
+        } else if let Some(label) = line
+            .strip_prefix("-----END ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
+            if let Some((open, mut body)) = current.take() {
+                if open != label {
+                    return Err(X509Error::Invalid("malformed PEM bundle".into()));
+                }
+                body.push_str(line);
+                if label == "CERTIFICATE" {
+                    let der = CertificateDer::from_pem_slice(body.as_bytes()).map_err(|_| {
+                        X509Error::Invalid("invalid certificate in PEM bundle".into())
+                    })?;
+                    X509Certificate::from_der(der.as_ref()).map_err(|e| {
+                        X509Error::Invalid(format!("invalid certificate in PEM bundle: {e}"))
+                    })?;
+                    certs.push(der.as_ref().to_vec());
+                } else if label.ends_with("PRIVATE KEY") {
+                    if key.is_some() {
+                        return Err(X509Error::Invalid(
+                            "PEM bundle has more than one private key".into(),
+                        ));
+                    }
+                    key = Some(body);
+                }
+            }
+        } else if let Some((_, body)) = current.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    Ok((certs, key))
+}
+
+/// Whether a private key PEM (PKCS#8, PKCS#1 or SEC1) belongs to a DER certificate.
+pub fn key_matches_cert(key_pem: &str, cert_der: &[u8]) -> Result<bool, X509Error> {
+    let (key, _) = load_key(key_pem)?;
+    Ok(key.subject_public_key_info() == cert_spki(cert_der)?)
+}
+
+/// One revoked certificate for a CRL.
+#[derive(Debug, Clone)]
+pub struct Revoked {
+    pub serial: Vec<u8>,
+    pub revoked_at: i64,
+}
+
+/// A DER CRL signed by `signer`.
+pub fn build_crl(
+    signer: &Signer,
+    number: u64,
+    this_update: i64,
+    next_update: i64,
+    revoked: &[Revoked],
+) -> Result<Vec<u8>, X509Error> {
+    let ts = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t).map_err(|e| X509Error::Invalid(e.to_string()))
+    };
+    let mut list = Vec::with_capacity(revoked.len());
+    for r in revoked {
+        list.push(rcgen::RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&r.serial),
+            revocation_time: ts(r.revoked_at)?,
+            reason_code: None,
+            invalidity_date: None,
+        });
+    }
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: ts(this_update)?,
+        next_update: ts(next_update)?,
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: list,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let issuer =
+        Issuer::from_ca_cert_der(&CertificateDer::from(signer.cert_der.clone()), &signer.key)
+            .map_err(build_err)?;
+    Ok(params
+        .signed_by(&issuer)
+        .map_err(build_err)?
+        .der()
+        .as_ref()
+        .to_vec())
+}
+
+/// Hex serial (colon separated) back to bytes.
+pub fn serial_bytes(serial: &str) -> Result<Vec<u8>, X509Error> {
+    let hex: String = serial.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if hex.is_empty()
+        || !hex.len().is_multiple_of(2)
+        || serial
+            .chars()
+            .any(|c| !(c.is_ascii_hexdigit() || c == ':' || c == '-'))
+    {
+        return Err(X509Error::Invalid(format!(
+            "invalid serial number {serial:?}"
+        )));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| X509Error::Invalid(format!("invalid serial number {serial:?}")))
+        })
+        .collect()
+}
+
+/// Whether DER certificate `cert` carries a valid signature by the CA `ca` (DER).
+pub fn issued_by(cert: &[u8], ca: &[u8]) -> bool {
+    let (Ok((_, c)), Ok((_, ca))) = (
+        X509Certificate::from_der(cert),
+        X509Certificate::from_der(ca),
+    ) else {
+        return false;
+    };
+    c.issuer() == ca.subject() && c.verify_signature(Some(ca.public_key())).is_ok()
+}

@@ -366,3 +366,291 @@ async fn sign_csrs_like_cert_manager_and_istio_csr() {
     let _: Value = json!(null);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_004_chain_import_intermediate_and_revocation() {
+    let s = Server::dev().await;
+    let dir = tempfile::tempdir().unwrap();
+    // An existing root made with openssl, imported as in seed 004 (config/ca pem_bundle).
+    let (ok, out) = openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=Seed Root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+        std::fs::read_to_string(dir.path().join("ca.key")).unwrap()
+    );
+    call(
+        &s,
+        "POST",
+        "sys/mounts/pki",
+        Some("root"),
+        Some(json!({"type": "pki"})),
+    )
+    .await;
+    call(
+        &s,
+        "POST",
+        "sys/mounts/pki/tune",
+        Some("root"),
+        Some(json!({"max_lease_ttl": "87600h"})),
+    )
+    .await;
+    let (st, v) = call(
+        &s,
+        "POST",
+        "pki/config/ca",
+        Some("root"),
+        Some(json!({"pem_bundle": bundle})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["imported_issuers"].as_array().unwrap().len(), 1);
+    // A key that does not match is refused.
+    let (ok, _) = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "other.key",
+        ],
+        dir.path(),
+    );
+    assert!(ok);
+    call(
+        &s,
+        "POST",
+        "sys/mounts/other",
+        Some("root"),
+        Some(json!({"type": "pki"})),
+    )
+    .await;
+    let bad = format!(
+        "{}{}",
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+        std::fs::read_to_string(dir.path().join("other.key")).unwrap()
+    );
+    let (st, _) = call(
+        &s,
+        "POST",
+        "other/config/ca",
+        Some("root"),
+        Some(json!({"pem_bundle": bad})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // istioca: intermediate/generate/exported -> root/sign-intermediate format=pem_bundle -> set-signed.
+    call(
+        &s,
+        "POST",
+        "sys/mounts/istioca",
+        Some("root"),
+        Some(json!({"type": "pki"})),
+    )
+    .await;
+    call(
+        &s,
+        "POST",
+        "sys/mounts/istioca/tune",
+        Some("root"),
+        Some(json!({"max_lease_ttl": "43800h"})),
+    )
+    .await;
+    let (st, v) = call(
+        &s,
+        "POST",
+        "istioca/intermediate/generate/exported",
+        Some("root"),
+        Some(json!({"common_name": "test-subordinate.tetrate.info", "ttl": "43800h"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["data"]["private_key"].is_string());
+    let csr = v["data"]["csr"].as_str().unwrap().to_string();
+    let (st, v) = call(
+        &s,
+        "POST",
+        "pki/root/sign-intermediate",
+        Some("root"),
+        Some(json!({"csr": csr, "format": "pem_bundle", "ttl": "43800h"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let signed = v["data"]["certificate"].as_str().unwrap().to_string();
+    assert_eq!(signed.matches("BEGIN CERTIFICATE").count(), 2);
+    let (st, v) = call(
+        &s,
+        "POST",
+        "istioca/intermediate/set-signed",
+        Some("root"),
+        Some(json!({"certificate": signed})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["imported_issuers"].as_array().unwrap().len(), 2);
+    let (st, _) = call(&s, "POST", "istioca/roles/cluster-local", Some("root"), Some(json!({"allowed_domains": "svc", "allow_subdomains": true, "max_ttl": "720h", "require_cn": false, "allowed_uri_sans": "spiffe://cluster.local/*", "key_type": "any"}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (ok, _) = openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "w.key",
+            "-out",
+            "w.csr",
+            "-subj",
+            "/",
+            "-addext",
+            "subjectAltName=URI:spiffe://cluster.local/ns/foo/sa/sleep",
+        ],
+        dir.path(),
+    );
+    assert!(ok);
+    let (st, v) = call(
+        &s,
+        "POST",
+        "istioca/sign/cluster-local",
+        Some("root"),
+        Some(
+            json!({"csr": std::fs::read_to_string(dir.path().join("w.csr")).unwrap(), "ttl": "1h"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // ca_chain holds the intermediate and the root, so cert-manager can fill ca.crt.
+    let chain = v["data"]["ca_chain"].as_array().unwrap();
+    assert_eq!(chain.len(), 2);
+    std::fs::write(dir.path().join("int.pem"), chain[0].as_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("leaf.pem"),
+        v["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            "ca.crt",
+            "-untrusted",
+            "int.pem",
+            "leaf.pem",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let serial = v["data"]["serial_number"].as_str().unwrap().to_string();
+
+    // Revocation: the CRL lists the serial; a second revoke reports the same time.
+    let (st, v) = call(
+        &s,
+        "POST",
+        "istioca/revoke",
+        Some("root"),
+        Some(json!({"serial_number": serial})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["state"], "revoked");
+    let t1 = v["data"]["revocation_time"].clone();
+    let (_, v) = call(
+        &s,
+        "POST",
+        "istioca/revoke",
+        Some("root"),
+        Some(json!({"serial_number": serial})),
+    )
+    .await;
+    assert_eq!(v["data"]["revocation_time"], t1);
+    let crl = client().get(s.url("istioca/crl")).send().await.unwrap();
+    assert_eq!(crl.headers()["content-type"], "application/pkix-crl");
+    std::fs::write(dir.path().join("crl.der"), crl.bytes().await.unwrap()).unwrap();
+    let (ok, text) = openssl(
+        &["crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"],
+        dir.path(),
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.to_lowercase().contains(&serial.replace(':', "")),
+        "{text}"
+    );
+    let (ok, out) = openssl(
+        &[
+            "crl", "-inform", "DER", "-in", "crl.der", "-noout", "-CAfile", "int.pem",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let (_, v) = call(&s, "LIST", "istioca/certs/revoked", Some("root"), None).await;
+    assert_eq!(v["data"]["keys"], json!([serial]));
+    // A no_store certificate can be revoked by its PEM; unknown serials are refused.
+    call(
+        &s,
+        "POST",
+        "istioca/roles/nostore",
+        Some("root"),
+        Some(json!({"allow_any_name": true, "no_store": true, "key_type": "ec"})),
+    )
+    .await;
+    let (_, v) = call(
+        &s,
+        "POST",
+        "istioca/issue/nostore",
+        Some("root"),
+        Some(json!({"common_name": "x.svc"})),
+    )
+    .await;
+    let pem = v["data"]["certificate"].as_str().unwrap().to_string();
+    let (st, v) = call(
+        &s,
+        "POST",
+        "istioca/revoke",
+        Some("root"),
+        Some(json!({"certificate": pem})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _) = call(
+        &s,
+        "POST",
+        "istioca/revoke",
+        Some("root"),
+        Some(json!({"serial_number": "01:02:03"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (_, v) = call(&s, "GET", "istioca/cert/crl", None, None).await;
+    assert!(v["data"]["certificate"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN X509 CRL-----"));
+    s.stop().await;
+}

@@ -2,13 +2,16 @@
 //!
 //! Every path, by family: `path_root.rs` (root generation, `DELETE root`, `config/urls`),
 //! `path_roles.rs` (roles), `path_issue_sign.rs` (`issue/:role`, `sign/:role`),
-//! `path_fetch.rs` (unauthenticated CA and certificate downloads, `LIST certs`). Storage keys
-//! live in `storage.rs`; X.509 work in `signet_crypto::x509`. This is the first slice of the
-//! engine: one issuer per mount; intermediates, revocation, CRL/OCSP, multi-issuer and search
-//! come next.
+//! `path_fetch.rs` (unauthenticated CA and certificate downloads, `LIST certs`),
+//! `path_intermediate.rs` (intermediate CSRs, sign-intermediate, set-signed, bundle imports),
+//! `path_revoke.rs` (revocation index and CRLs). Storage keys live in `storage.rs`; X.509 work
+//! in `signet_crypto::x509`. Still to come: several issuers and keys per mount, OCSP, delta
+//! CRLs, tidy, search, sign-verbatim.
 
 mod path_fetch;
+mod path_intermediate;
 mod path_issue_sign;
+mod path_revoke;
 mod path_roles;
 mod path_root;
 mod storage;
@@ -28,8 +31,11 @@ pub fn factory() -> EngineFactory {
 
 /// Builds the engine.
 pub fn backend() -> PathBackend<Pki> {
-    let mut specs = path_fetch::specs();
+    // Revocation first: `cert/crl` must win over `cert/:serial`.
+    let mut specs = path_revoke::specs();
+    specs.extend(path_fetch::specs());
     specs.extend(path_root::specs());
+    specs.extend(path_intermediate::specs());
     specs.extend(path_roles::specs());
     specs.extend(path_issue_sign::specs());
     PathBackend::new(Arc::new(Pki), specs)

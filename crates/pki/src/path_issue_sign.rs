@@ -370,6 +370,7 @@ async fn issue_or_sign(_s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Re
             issued_at: now,
             common_name: cn.clone(),
             not_after: info.not_after,
+            revoked_at: 0,
         };
         c.storage.put_json(&cert_key(&info.serial), &rec).await?;
     }
