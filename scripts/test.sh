@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 VENV="${SIGNET_VENV:-$PWD/.venv}"
-if [ ! -x "$VENV/bin/bao" ] || ! "$VENV/bin/python" -c "import pytest, requests, hvac, yaml" 2>/dev/null; then
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum conformance/requirements.txt | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/bao" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "==> installing the conformance tools into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r conformance/requirements.txt
+  echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
 

@@ -62,7 +62,7 @@ async fn setup(s: &Server) {
     let (st, _) = call(s, "POST", "pki/config/urls", Some("root"), Some(json!({"issuing_certificates": "http://127.0.0.1:8200/v1/pki/ca", "crl_distribution_points": "http://127.0.0.1:8200/v1/pki/crl"}))).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, v) = call(s, "POST", "pki/roles/web", Some("root"), Some(json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "72h", "key_type": "ec"}))).await;
-    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(st, StatusCode::OK, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +237,7 @@ async fn sign_csrs_like_cert_manager_and_istio_csr() {
         .unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
     let (st, _) = call(&s, "POST", "pki/roles/istio", Some("root"), Some(json!({"allowed_domains": "svc", "allow_subdomains": true, "require_cn": false, "allowed_uri_sans": "spiffe://cluster.local/*", "key_type": "any", "max_ttl": "720h"}))).await;
-    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(st, StatusCode::OK);
     // A workload CSR with only a URI SAN and an empty CN.
     let (ok, out) = openssl(
         &[
@@ -333,7 +333,7 @@ async fn sign_csrs_like_cert_manager_and_istio_csr() {
         Some(json!({"allow_any_name": true})),
     )
     .await;
-    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(st, StatusCode::OK, "{v}");
     let (ok, _) = openssl(
         &[
             "req",
@@ -513,7 +513,7 @@ async fn seed_004_chain_import_intermediate_and_revocation() {
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["imported_issuers"].as_array().unwrap().len(), 2);
     let (st, _) = call(&s, "POST", "istioca/roles/cluster-local", Some("root"), Some(json!({"allowed_domains": "svc", "allow_subdomains": true, "max_ttl": "720h", "require_cn": false, "allowed_uri_sans": "spiffe://cluster.local/*", "key_type": "any"}))).await;
-    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(st, StatusCode::OK);
     let (ok, _) = openssl(
         &[
             "req",

@@ -185,12 +185,7 @@ async fn read_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let Some(r) = load(&c, c.param("name")).await? else {
         return Err(CoreError::NotFound);
     };
-    let mut v = serde_json::to_value(&r).map_err(|e| CoreError::Internal(e.to_string()))?;
-    if let Value::Object(m) = &mut v {
-        m.insert("issuer_ref".into(), json!("default"));
-        m.insert("generate_lease".into(), json!(false));
-    }
-    Ok(Some(Response::json(v)))
+    role_response(&r)
 }
 
 async fn write_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
@@ -240,7 +235,17 @@ async fn write_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     c.storage
         .put_json(&format!("{ROLE_PREFIX}{name}"), &r)
         .await?;
-    Ok(None)
+    // OpenBao answers a role write with the role, as a read would.
+    role_response(&r)
+}
+
+fn role_response(r: &Role) -> CoreResult<Option<Response>> {
+    let mut v = serde_json::to_value(r).map_err(|e| CoreError::Internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("issuer_ref".into(), json!("default"));
+        m.insert("generate_lease".into(), json!(false));
+    }
+    Ok(Some(Response::json(v)))
 }
 
 async fn delete_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
