@@ -173,6 +173,34 @@ async fn root_role_issue_verified_by_openssl() {
         );
     }
 
+    // Issuers and keys.
+    let (_, v) = call(&s, "LIST", "pki/issuers", Some("root"), None).await;
+    let issuer_id = v["data"]["keys"][0].as_str().unwrap().to_string();
+    let (st, v) = call(
+        &s,
+        "GET",
+        &format!("pki/issuer/{issuer_id}"),
+        Some("root"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["data"]["leaf_not_after_behavior"], "err");
+    let pem = client()
+        .get(s.url("pki/issuer/default/pem"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let (_, v) = call(&s, "GET", "pki/key/default", Some("root"), None).await;
+    assert_eq!(v["data"]["key_type"], "ec");
+    assert!(v["data"].get("private_key").is_none());
+    let (st, _) = call(&s, "GET", "pki/issuer/nope", Some("root"), None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
     // Inventory and fetching.
     let (_, v) = call(&s, "LIST", "pki/certs", Some("root"), None).await;
     assert!(v["data"]["keys"]

@@ -11,6 +11,7 @@
 mod path_fetch;
 mod path_intermediate;
 mod path_issue_sign;
+mod path_issuers;
 mod path_revoke;
 mod path_roles;
 mod path_root;
@@ -36,6 +37,7 @@ pub fn backend() -> PathBackend<Pki> {
     specs.extend(path_fetch::specs());
     specs.extend(path_root::specs());
     specs.extend(path_intermediate::specs());
+    specs.extend(path_issuers::specs());
     specs.extend(path_roles::specs());
     specs.extend(path_issue_sign::specs());
     PathBackend::new(Arc::new(Pki), specs)
