@@ -346,10 +346,7 @@ async fn role_exists(_s: Arc<AppRole>, c: Ctx) -> CoreResult<bool> {
 
 async fn list_roles(_s: Arc<AppRole>, c: Ctx) -> CoreResult<Option<Response>> {
     let keys = c.storage.list("role/").await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }
 
 async fn read_role(_s: Arc<AppRole>, c: Ctx) -> CoreResult<Option<Response>> {

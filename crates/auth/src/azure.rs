@@ -235,10 +235,7 @@ async fn write_config(s: Arc<Azure>, c: Ctx) -> CoreResult<Option<Response>> {
 
 async fn list_roles(_s: Arc<Azure>, c: Ctx) -> CoreResult<Option<Response>> {
     let keys = c.storage.list("role/").await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }
 
 async fn read_role(_s: Arc<Azure>, c: Ctx) -> CoreResult<Option<Response>> {

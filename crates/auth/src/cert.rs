@@ -131,10 +131,7 @@ fn parse_pem_certs(pem: &str) -> CoreResult<Vec<CertificateDer<'static>>> {
 
 async fn list_certs(_s: Arc<CertAuth>, c: Ctx) -> CoreResult<Option<Response>> {
     let keys = c.storage.list("cert/").await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }
 
 async fn read_cert(_s: Arc<CertAuth>, c: Ctx) -> CoreResult<Option<Response>> {

@@ -134,6 +134,15 @@ impl Response {
         }
     }
 
+    /// A list response, or 404 with an empty error list when there is nothing to list (Vault's
+    /// answer for an empty LIST).
+    pub fn list_or_not_found(keys: Vec<String>) -> crate::CoreResult<Option<Response>> {
+        if keys.is_empty() {
+            return Err(crate::CoreError::NotFound);
+        }
+        Ok(Some(Self::list(keys)))
+    }
+
     /// A raw JSON body with a status code (for `sys/health` and friends).
     pub fn raw_json(status: u16, value: &Value) -> Self {
         Response {

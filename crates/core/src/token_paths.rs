@@ -841,10 +841,7 @@ async fn tidy(s: Arc<TokenStore>, _c: Ctx) -> CoreResult<Option<Response>> {
 
 async fn list_roles(s: Arc<TokenStore>, _c: Ctx) -> CoreResult<Option<Response>> {
     let keys = s.roles_view()?.list("").await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }
 
 async fn read_role(s: Arc<TokenStore>, c: Ctx) -> CoreResult<Option<Response>> {

@@ -121,8 +121,5 @@ async fn list(_s: Arc<Kv>, c: Ctx) -> CoreResult<Option<Response>> {
         .filter(|l| *l > 0)
         .unwrap_or(u64::MAX) as usize;
     let keys = c.storage.list_page(&prefix, &after, limit).await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }

@@ -175,10 +175,7 @@ pub async fn load(c: &Ctx, name: &str) -> CoreResult<Option<Role>> {
 
 async fn list_roles(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let keys = c.storage.list(ROLE_PREFIX).await?;
-    if keys.is_empty() {
-        return Err(CoreError::NotFound);
-    }
-    Ok(Some(Response::list(keys)))
+    Response::list_or_not_found(keys)
 }
 
 async fn read_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
