@@ -117,3 +117,8 @@ def test_seed_004_intermediate_and_cert_manager_sign(target):
         f.write(crl.content)
     text = sh(["openssl", "crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"], d).stdout.lower()
     assert data["serial_number"].replace(":", "") in text
+    # The OCSP responder agrees, checked by openssl.
+    o = sh(["openssl", "ocsp", "-issuer", "chain.pem", "-cert", "leaf.pem", "-url", target.url(f"{inter}/ocsp"),
+            "-CAfile", "root.pem", "-verify_other", "chain.pem"], d)
+    assert o.returncode == 0, o.stdout + o.stderr
+    assert "Response verify OK" in o.stderr + o.stdout and "leaf.pem: revoked" in o.stdout, o.stdout + o.stderr

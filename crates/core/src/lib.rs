@@ -52,6 +52,8 @@ pub struct RequestMeta {
     pub headers: BTreeMap<String, String>,
     /// DER client certificates from the TLS handshake (end entity first).
     pub peer_certs: Option<Arc<Vec<Vec<u8>>>>,
+    /// The raw request body of binary protocols (OCSP).
+    pub raw_body: Option<Arc<Vec<u8>>>,
 }
 
 /// Builds an engine instance for a mount entry.
@@ -190,6 +192,7 @@ impl Core {
             token_id: None,
             headers: req.headers.clone(),
             peer_certs: req.peer_certs.clone(),
+            raw_body: req.raw_body.clone(),
         };
 
         // The seal endpoints answer whatever the seal state.

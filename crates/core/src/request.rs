@@ -62,6 +62,8 @@ pub struct Request {
     pub headers: BTreeMap<String, String>,
     /// DER client certificates from the TLS handshake (end entity first), if any.
     pub peer_certs: Option<std::sync::Arc<Vec<Vec<u8>>>>,
+    /// The body as sent, for binary protocols (an OCSP request); `data` is then empty.
+    pub raw_body: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A lease attached to a response.

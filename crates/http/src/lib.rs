@@ -357,7 +357,18 @@ async fn handle_inner(
             )
         }
     };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // Binary protocol bodies (OCSP) go to the engine as they are.
+    let raw_body = (method == Method::Write
+        && content_type.starts_with("application/ocsp-request"))
+    .then(|| Arc::new(bytes.to_vec()));
     let mut data = match method {
+        _ if raw_body.is_some() => Map::new(),
         Method::Write | Method::Patch | Method::Delete => {
             match parse_body(&parts.headers, &bytes) {
                 Ok(m) => m,
@@ -396,6 +407,7 @@ async fn handle_inner(
         remote_addr,
         headers,
         peer_certs,
+        raw_body,
     };
     let mut resp = match app.core.handle(req).await {
         Ok(None) => {

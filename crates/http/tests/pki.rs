@@ -637,6 +637,60 @@ async fn seed_004_chain_import_intermediate_and_revocation() {
         dir.path(),
     );
     assert!(ok, "{out}");
+    // OCSP, checked end to end by `openssl ocsp` (POST) for a revoked and a good certificate.
+    let (_, v) = call(
+        &s,
+        "POST",
+        "istioca/sign/cluster-local",
+        Some("root"),
+        Some(
+            json!({"csr": std::fs::read_to_string(dir.path().join("w.csr")).unwrap(), "ttl": "1h"}),
+        ),
+    )
+    .await;
+    std::fs::write(
+        dir.path().join("good.pem"),
+        v["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let url = s.url("istioca/ocsp");
+    for (cert, want) in [
+        ("leaf.pem", "leaf.pem: revoked"),
+        ("good.pem", "good.pem: good"),
+    ] {
+        let (ok, out) = openssl(
+            &[
+                "ocsp",
+                "-issuer",
+                "int.pem",
+                "-cert",
+                cert,
+                "-url",
+                &url,
+                "-CAfile",
+                "ca.crt",
+                "-verify_other",
+                "int.pem",
+            ],
+            dir.path(),
+        );
+        assert!(ok, "{out}");
+        assert!(out.contains("Response verify OK"), "{out}");
+        assert!(out.contains(want), "{out}");
+    }
+    // A garbage request gets an OCSP malformedRequest answer, not an HTTP error.
+    let r = client()
+        .post(s.url("istioca/ocsp"))
+        .header("Content-Type", "application/ocsp-request")
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        &[0x30, 0x03, 0x0a, 0x01, 0x01]
+    );
     let (_, v) = call(&s, "LIST", "istioca/certs/revoked", Some("root"), None).await;
     assert_eq!(v["data"]["keys"], json!([serial]));
     // A no_store certificate can be revoked by its PEM; unknown serials are refused.

@@ -12,6 +12,7 @@ mod path_fetch;
 mod path_intermediate;
 mod path_issue_sign;
 mod path_issuers;
+mod path_ocsp;
 mod path_revoke;
 mod path_roles;
 mod path_root;
@@ -34,6 +35,7 @@ pub fn factory() -> EngineFactory {
 pub fn backend() -> PathBackend<Pki> {
     // Revocation first: `cert/crl` must win over `cert/:serial`.
     let mut specs = path_revoke::specs();
+    specs.extend(path_ocsp::specs());
     specs.extend(path_fetch::specs());
     specs.extend(path_root::specs());
     specs.extend(path_intermediate::specs());
