@@ -218,6 +218,50 @@ async fn root_role_issue_verified_by_openssl() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["data"]["certificate"], d["certificate"]);
 
+    // The detailed inventory records the role and CN; tidy removes expired certificates.
+    let (_, v) = call(&s, "LIST", "pki/certs/detailed", Some("root"), None).await;
+    assert_eq!(v["data"]["key_info"][&serial]["role"], "web");
+    assert_eq!(
+        v["data"]["key_info"][&serial]["common_name"],
+        "a.example.com"
+    );
+    let (_, v) = call(
+        &s,
+        "POST",
+        "pki/issue/web",
+        Some("root"),
+        Some(json!({"common_name": "short.example.com", "ttl": "1s"})),
+    )
+    .await;
+    let short = v["data"]["serial_number"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, _) = call(
+        &s,
+        "POST",
+        "pki/tidy",
+        Some("root"),
+        Some(json!({"tidy_cert_store": true, "safety_buffer": 0})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, v) = call(&s, "GET", "pki/tidy-status", Some("root"), None).await;
+    assert_eq!(v["data"]["state"], "Finished");
+    assert_eq!(v["data"]["cert_store_deleted_count"], 1);
+    let (_, v) = call(&s, "LIST", "pki/certs", Some("root"), None).await;
+    let keys = v["data"]["keys"].as_array().unwrap();
+    assert!(!keys.contains(&json!(short)) && keys.contains(&json!(serial)));
+    let (st, _) = call(
+        &s,
+        "POST",
+        "pki/config/crl",
+        Some("root"),
+        Some(json!({"expiry": "48h", "ocsp_expiry": "1h"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = call(&s, "GET", "pki/config/crl", Some("root"), None).await;
+    assert_eq!(v["data"]["expiry"], 48 * 3600);
+
     // Names the role does not allow; an unknown role; no CN.
     for (body, needle) in [
         (

@@ -8,6 +8,7 @@
 //! in `signet_crypto::x509`. Still to come: several issuers and keys per mount, OCSP, delta
 //! CRLs, tidy, search, sign-verbatim.
 
+mod path_config_crl;
 mod path_fetch;
 mod path_intermediate;
 mod path_issue_sign;
@@ -36,6 +37,7 @@ pub fn backend() -> PathBackend<Pki> {
     // Revocation first: `cert/crl` must win over `cert/:serial`.
     let mut specs = path_revoke::specs();
     specs.extend(path_ocsp::specs());
+    specs.extend(path_config_crl::specs());
     specs.extend(path_fetch::specs());
     specs.extend(path_root::specs());
     specs.extend(path_intermediate::specs());

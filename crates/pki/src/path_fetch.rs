@@ -72,6 +72,26 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
             )
             .help("Fetch a certificate by serial number.", "")
             .unauthenticated(),
+        PathSpec::new("certs/detailed")
+            .field(Field::new(
+                "after",
+                FieldType::String,
+                "List serials after this one.",
+            ))
+            .field(Field::new(
+                "limit",
+                FieldType::Int,
+                "Most serials to return.",
+            ))
+            .op(
+                Operation::List,
+                "List stored certificates with their details.",
+                handler(list_detailed),
+            )
+            .help(
+                "List stored certificates with common name, role, requester and validity.",
+                "",
+            ),
         PathSpec::new("certs")
             .field(Field::new(
                 "after",
@@ -152,6 +172,41 @@ async fn fetch_cert(s: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Respon
             "revocation_time_rfc3339": "",
         }))),
     })
+}
+
+async fn list_detailed(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let after = c.fields.str("after").to_lowercase().replace(':', "-");
+    let limit = match c.fields.i64("limit") {
+        n if n > 0 => n as usize,
+        _ => usize::MAX,
+    };
+    let keys = c.storage.list_page(CERTS_PREFIX, &after, limit).await?;
+    if keys.is_empty() {
+        return Err(CoreError::NotFound);
+    }
+    let mut info = serde_json::Map::new();
+    let mut serials = Vec::with_capacity(keys.len());
+    for k in keys {
+        let serial = k.replace('-', ":");
+        let rec: Option<CertRecord> = c.storage.get_json(&format!("{CERTS_PREFIX}{k}")).await?;
+        if let Some(r) = rec {
+            info.insert(
+                serial.clone(),
+                json!({
+                    "common_name": r.common_name,
+                    "role": r.role,
+                    "requester_accessor": r.requester,
+                    "issued_at": r.issued_at,
+                    "not_after": r.not_after,
+                    "revoked": r.revoked_at > 0,
+                }),
+            );
+        }
+        serials.push(serial);
+    }
+    Ok(Some(Response::json(
+        json!({"keys": serials, "key_info": info}),
+    )))
 }
 
 async fn list_certs(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {

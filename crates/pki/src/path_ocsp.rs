@@ -1,6 +1,6 @@
 //! The OCSP responder (RFC 6960): `GET ocsp/:request` (base64, URL-encoded) and `POST ocsp`
 //! (`application/ocsp-request`), no token needed. Answers come from the inventory and the
-//! revocation index, signed by the issuer, valid for `ocsp_expiry` (12h), with the request's
+//! revocation index, signed by the issuer, valid for `config/crl`'s `ocsp_expiry` (12h by default), with the request's
 //! nonce echoed. Requests about another issuer's certificates are answered "unknown".
 
 use std::sync::Arc;
@@ -15,9 +15,6 @@ use signet_types::FieldType;
 
 use crate::storage::{cert_key, CertRecord, IssuerEntry, RevokedEntry, ISSUER, REVOKED_PREFIX};
 use crate::Pki;
-
-/// Validity of OCSP answers (Vault's default `ocsp_expiry`).
-const OCSP_EXPIRY: i64 = 12 * 3600;
 
 pub fn specs() -> Vec<PathSpec<Pki>> {
     vec![
@@ -75,6 +72,10 @@ async fn get(s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 }
 
 async fn answer(_s: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Response>> {
+    let cfg = crate::path_config_crl::crl_config(c).await?;
+    if cfg.ocsp_disable {
+        return Ok(reply(ocsp::error_response(6)));
+    }
     let Ok(req) = ocsp::parse_request(der) else {
         return Ok(reply(ocsp::error_response(1)));
     };
@@ -115,7 +116,7 @@ async fn answer(_s: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Response
         &signer,
         &answers,
         now,
-        now + OCSP_EXPIRY,
+        now + cfg.ocsp_expiry as i64,
         req.nonce.as_deref(),
     ) {
         Ok(body) => Ok(reply(body)),

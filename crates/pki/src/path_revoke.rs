@@ -22,9 +22,6 @@ use crate::storage::{
 };
 use crate::Pki;
 
-/// CRL validity (Vault's default `config/crl` expiry: 72h).
-const CRL_EXPIRY: i64 = 72 * 3600;
-
 pub fn specs() -> Vec<PathSpec<Pki>> {
     let crl = |p: &'static str, form: Form| {
         PathSpec::new(p)
@@ -179,19 +176,44 @@ async fn current_crl(c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
         .await?
         .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
     let state: CrlState = c.storage.get_json(CRL_STATE).await?.unwrap_or_default();
+    let cfg = crate::path_config_crl::crl_config(c).await?;
+    let expiry = cfg.expiry as i64;
     let now = now_secs() as i64;
-    let fresh = !state.der.is_empty() && !state.dirty && now < state.built_at + CRL_EXPIRY / 2;
+    let fresh = !state.der.is_empty() && !state.dirty && now < state.built_at + expiry / 2;
     if fresh && !force {
         return base64::engine::general_purpose::STANDARD
             .decode(&state.der)
             .map_err(|e| CoreError::Internal(format!("stored CRL: {e}")));
     }
+    // A disabled CRL is served empty, as Vault does.
+    let revoked = if cfg.disable {
+        Vec::new()
+    } else {
+        revoked_entries(c).await?
+    };
+    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let number = state.number + 1;
+    let der = x509::build_crl(&signer, number, now - 30, now + expiry, &revoked)
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let new_state = CrlState {
+        number,
+        built_at: now,
+        der: base64::engine::general_purpose::STANDARD.encode(&der),
+        dirty: false,
+    };
+    c.storage.put_json(CRL_STATE, &new_state).await?;
+    Ok(der)
+}
+
+/// Every revoked serial, paged through the index.
+async fn revoked_entries(c: &Ctx) -> CoreResult<Vec<Revoked>> {
     let mut revoked = Vec::new();
     let mut after = String::new();
     loop {
         let page = c.storage.list_page(REVOKED_PREFIX, &after, 1000).await?;
         let Some(last) = page.last().cloned() else {
-            break;
+            return Ok(revoked);
         };
         for k in page {
             let e: Option<RevokedEntry> =
@@ -207,19 +229,6 @@ async fn current_crl(c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
         }
         after = last;
     }
-    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let number = state.number + 1;
-    let der = x509::build_crl(&signer, number, now - 30, now + CRL_EXPIRY, &revoked)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let new_state = CrlState {
-        number,
-        built_at: now,
-        der: base64::engine::general_purpose::STANDARD.encode(&der),
-        dirty: false,
-    };
-    c.storage.put_json(CRL_STATE, &new_state).await?;
-    Ok(der)
 }
 
 async fn fetch_crl(_s: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Response>> {
