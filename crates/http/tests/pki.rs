@@ -780,3 +780,103 @@ async fn seed_004_chain_import_intermediate_and_revocation() {
         .starts_with("-----BEGIN X509 CRL-----"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_the_inventory_from_its_indexes() {
+    let s = Server::dev().await;
+    setup(&s).await;
+    call(&s, "POST", "pki/roles/other", Some("root"), Some(json!({"allowed_domains": "other.org", "allow_subdomains": true, "key_type": "ec", "max_ttl": "720h"}))).await;
+    let mut serials = std::collections::BTreeMap::new();
+    for (role, cn, ttl) in [
+        ("web", "a.example.com", "1h"),
+        ("web", "b.example.com", "2h"),
+        ("web", "api.example.com", "50h"),
+        ("other", "x.other.org", "100h"),
+    ] {
+        let (st, v) = call(
+            &s,
+            "POST",
+            &format!("pki/issue/{role}"),
+            Some("root"),
+            Some(json!({"common_name": cn, "ttl": ttl})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        serials.insert(cn, v["data"]["serial_number"].as_str().unwrap().to_string());
+    }
+    let search = |q: Value| {
+        let s = &s;
+        async move {
+            let (st, v) = call(s, "POST", "pki/certs/search", Some("root"), Some(q)).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            let mut cns: Vec<String> = v["data"]["key_info"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|i| i["common_name"].as_str().unwrap().to_string())
+                .collect();
+            cns.sort();
+            cns
+        }
+    };
+    assert_eq!(
+        search(json!({"name": "*.example.com"})).await,
+        vec!["a.example.com", "api.example.com", "b.example.com"]
+    );
+    assert_eq!(
+        search(json!({"name": "a.example.com"})).await,
+        vec!["a.example.com"]
+    );
+    assert_eq!(
+        search(json!({"name": "a*.example.com"})).await,
+        vec!["a.example.com", "api.example.com"]
+    );
+    assert_eq!(search(json!({"role": "other"})).await, vec!["x.other.org"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(
+        search(json!({"expires_before": now + 3 * 3600})).await,
+        vec!["a.example.com", "b.example.com"]
+    );
+    assert_eq!(
+        search(json!({"expires_after": now + 3 * 3600, "role": "web"})).await,
+        vec!["api.example.com"]
+    );
+    call(
+        &s,
+        "POST",
+        "pki/revoke",
+        Some("root"),
+        Some(json!({"serial_number": serials["b.example.com"]})),
+    )
+    .await;
+    assert_eq!(
+        search(json!({"name": "*.example.com", "state": "revoked"})).await,
+        vec!["b.example.com"]
+    );
+    assert_eq!(
+        search(json!({"name": "*.example.com", "state": "valid"})).await,
+        vec!["a.example.com", "api.example.com"]
+    );
+    let (st, _) = call(
+        &s,
+        "POST",
+        "pki/certs/search",
+        Some("root"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = call(
+        &s,
+        "POST",
+        "pki/certs/search",
+        Some("root"),
+        Some(json!({"state": "bogus"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}

@@ -17,6 +17,7 @@ mod path_ocsp;
 mod path_revoke;
 mod path_roles;
 mod path_root;
+mod path_search;
 mod storage;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub fn factory() -> EngineFactory {
 pub fn backend() -> PathBackend<Pki> {
     // Revocation first: `cert/crl` must win over `cert/:serial`.
     let mut specs = path_revoke::specs();
+    specs.extend(path_search::specs());
     specs.extend(path_ocsp::specs());
     specs.extend(path_config_crl::specs());
     specs.extend(path_fetch::specs());

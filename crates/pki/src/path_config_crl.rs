@@ -244,14 +244,25 @@ async fn tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
                 continue;
             }
             let revoked_key = format!("{REVOKED_PREFIX}{k}");
+            let index: Vec<Op> = crate::storage::index_keys(
+                &k.replace('-', ":"),
+                &rec.names,
+                &rec.role,
+                rec.not_after,
+            )
+            .into_iter()
+            .map(Op::Delete)
+            .collect();
             if rec.revoked_at > 0 {
                 if revoked {
+                    ops.extend(index);
                     ops.push(Op::Delete(revoked_key));
                     ops.push(Op::Delete(key));
                     status.revoked_cert_deleted_count += 1;
                     status.cert_store_deleted_count += 1;
                 }
             } else if certs {
+                ops.extend(index);
                 ops.push(Op::Delete(key));
                 status.cert_store_deleted_count += 1;
             }

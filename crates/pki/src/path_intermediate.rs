@@ -301,6 +301,7 @@ async fn sign_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>>
                 common_name: cn,
                 not_after: info.not_after,
                 revoked_at: 0,
+                names: vec![],
             },
         )
         .await?;

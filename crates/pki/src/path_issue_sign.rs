@@ -13,8 +13,9 @@ use signet_crypto::x509::{self, CertSpec, KeyType, Signer};
 use signet_types::{format_go_duration, FieldType};
 
 use crate::path_roles::{self, Role};
-use crate::storage::{cert_key, CertRecord, IssuerEntry, ISSUER};
+use crate::storage::{cert_key, index_keys, CertRecord, IssuerEntry, ISSUER};
 use crate::Pki;
+use signet_storage::{Op, Storage};
 
 fn common(spec: PathSpec<Pki>) -> PathSpec<Pki> {
     spec.field(Field::new(
@@ -358,6 +359,10 @@ async fn issue_or_sign(_s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Re
     let info = x509::cert_info(&der).map_err(|e| CoreError::Internal(e.to_string()))?;
     let pem = x509::cert_pem(&der);
     if !role.no_store {
+        let mut names = info.dns.clone();
+        if !cn.is_empty() && !names.contains(&cn) {
+            names.insert(0, cn.clone());
+        }
         let rec = CertRecord {
             certificate: pem.clone(),
             role: role_name.clone(),
@@ -371,8 +376,16 @@ async fn issue_or_sign(_s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Re
             common_name: cn.clone(),
             not_after: info.not_after,
             revoked_at: 0,
+            names,
         };
-        c.storage.put_json(&cert_key(&info.serial), &rec).await?;
+        let mut ops = vec![Op::Put(
+            cert_key(&info.serial),
+            serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
+        )];
+        for k in index_keys(&info.serial, &rec.names, &rec.role, rec.not_after) {
+            ops.push(Op::Put(k, Vec::new()));
+        }
+        c.storage.apply(ops).await?;
     }
     let mut chain = vec![issuer.certificate.clone()];
     chain.extend(issuer.chain.iter().cloned());

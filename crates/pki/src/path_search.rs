@@ -1,0 +1,299 @@
+//! `certs/search` — what OpenBao lacks: find certificates by name (exact or glob, CN or DNS
+//! SAN), role, state (valid, expired, revoked) and expiry window, answered from the inventory's
+//! indexes (`storage::IDX_*`) rather than by reading every certificate.
+//!
+//! The most selective index available drives the scan — a name without a leading wildcard or
+//! with a `*.` prefix is a prefix scan of reversed DNS labels; then a role; then the expiry
+//! window — and only the candidates' records are read to apply the remaining filters.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map};
+use signet_core::framework::{handler, Ctx, Field, PathSpec};
+use signet_core::token::now_secs;
+use signet_core::{CoreError, CoreResult, Operation, Response};
+use signet_storage::Storage;
+use signet_types::FieldType;
+
+use crate::storage::{reverse_name, CertRecord, CERTS_PREFIX, IDX_EXP, IDX_NAME, IDX_ROLE};
+use crate::Pki;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// Index keys examined per request at most (a bound on the cost of unselective queries).
+const MAX_SCAN: usize = 200_000;
+
+pub fn specs() -> Vec<PathSpec<Pki>> {
+    vec![PathSpec::new("certs/search")
+        .field(Field::new(
+            "name",
+            FieldType::String,
+            "CN or DNS SAN; `*` globs allowed (`*.example.com`, `web-*`).",
+        ))
+        .field(Field::new(
+            "role",
+            FieldType::String,
+            "Role the certificate was issued under.",
+        ))
+        .field(Field::new(
+            "state",
+            FieldType::String,
+            "valid, expired or revoked.",
+        ))
+        .field(Field::new(
+            "expires_after",
+            FieldType::Int,
+            "Only certificates whose notAfter is at or after this Unix time.",
+        ))
+        .field(Field::new(
+            "expires_before",
+            FieldType::Int,
+            "Only certificates whose notAfter is before this Unix time.",
+        ))
+        .field(Field::new(
+            "limit",
+            FieldType::Int,
+            "Most results (100; at most 1000).",
+        ))
+        .op(
+            Operation::Read,
+            "Search the certificate inventory.",
+            handler(search),
+        )
+        .op(
+            Operation::Update,
+            "Search the certificate inventory.",
+            handler(search),
+        )
+        .help(
+            "Search stored certificates by name, role, state and expiry.",
+            "",
+        )]
+}
+
+fn glob(pattern: &str, value: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == value;
+    }
+    let mut rest = value;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            let Some(pos) = rest.find(p) else {
+                return false;
+            };
+            rest = &rest[pos + p.len()..];
+        }
+    }
+    true
+}
+
+/// Serials under an index prefix, each as its storage key (`aa-bb`), paging until `stop`
+/// says so or the scan budget is spent.
+async fn scan<F>(
+    c: &Ctx,
+    prefix: &str,
+    mut keep: F,
+    want: usize,
+    budget: &mut usize,
+) -> CoreResult<Vec<String>>
+where
+    F: FnMut(&str) -> Option<bool>,
+{
+    // keep(child) -> Some(true) take, Some(false) skip, None stop.
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = c.storage.list_page(prefix, &after, 1000).await?;
+        let Some(last) = page.last().cloned() else {
+            return Ok(out);
+        };
+        for child in page {
+            if *budget == 0 {
+                return Ok(out);
+            }
+            *budget -= 1;
+            match keep(&child) {
+                Some(true) => out.push(child),
+                Some(false) => {}
+                None => return Ok(out),
+            }
+            if out.len() >= want {
+                return Ok(out);
+            }
+        }
+        after = last;
+    }
+}
+
+async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let f = &c.fields;
+    let name = f.str("name").to_lowercase();
+    let role = f.str("role");
+    let state = f.str("state");
+    if !matches!(state.as_str(), "" | "valid" | "expired" | "revoked") {
+        return Err(CoreError::bad("state must be valid, expired or revoked"));
+    }
+    let after = f.is_set("expires_after").then(|| f.i64("expires_after"));
+    let before = f.is_set("expires_before").then(|| f.i64("expires_before"));
+    let limit = match f.i64("limit") {
+        n if n > 0 => (n as usize).min(MAX_LIMIT),
+        _ => DEFAULT_LIMIT,
+    };
+    if name.is_empty() && role.is_empty() && after.is_none() && before.is_none() && state.is_empty()
+    {
+        return Err(CoreError::bad(
+            "give at least one of name, role, state, expires_after, expires_before",
+        ));
+    }
+    let mut budget = MAX_SCAN;
+    // Candidates, as serial storage keys. Over-fetch: later filters may drop some.
+    let want = usize::MAX;
+    let candidates: Vec<String> = if !name.is_empty() {
+        let (prefix, exact): (String, Option<String>) = if let Some(rest) = name.strip_prefix("*.")
+        {
+            if rest.contains('*') {
+                (IDX_NAME.to_string(), None)
+            } else {
+                (format!("{IDX_NAME}{}.", reverse_name(rest)), None)
+            }
+        } else if !name.contains('*') {
+            (
+                format!("{IDX_NAME}{}/", reverse_name(&name)),
+                Some(name.clone()),
+            )
+        } else {
+            (IDX_NAME.to_string(), None)
+        };
+        if exact.is_some() {
+            scan(&c, &prefix, |_| Some(true), want, &mut budget).await?
+        } else {
+            // Walk name folders under the prefix, glob-match the reversed name back.
+            let mut out = Vec::new();
+            let mut stack = vec![prefix.clone()];
+            while let Some(dir) = stack.pop() {
+                for child in c.storage.list(&dir).await? {
+                    if budget == 0 {
+                        break;
+                    }
+                    budget -= 1;
+                    if let Some(folder) = child.strip_suffix('/') {
+                        let full = format!("{dir}{folder}");
+                        let rev = full.trim_start_matches(IDX_NAME);
+                        let fwd = reverse_name(rev);
+                        if glob(&name, &fwd) {
+                            out.extend(
+                                c.storage
+                                    .list(&format!("{full}/"))
+                                    .await?
+                                    .into_iter()
+                                    .filter(|k| !k.ends_with('/')),
+                            );
+                        }
+                        stack.push(format!("{full}/"));
+                    }
+                }
+                if out.len() >= MAX_SCAN {
+                    break;
+                }
+            }
+            out
+        }
+    } else if !role.is_empty() {
+        scan(
+            &c,
+            &format!("{IDX_ROLE}{role}/"),
+            |_| Some(true),
+            want,
+            &mut budget,
+        )
+        .await?
+    } else {
+        let lo = after.unwrap_or(0).max(0);
+        let hi = before.unwrap_or(i64::MAX);
+        let now = now_secs() as i64;
+        let (lo, hi) = match state.as_str() {
+            "expired" => (lo, hi.min(now)),
+            "valid" => (lo.max(now), hi),
+            _ => (lo, hi),
+        };
+        let mut out = Vec::new();
+        let mut after_key = format!("{:012}", lo.saturating_sub(1).max(0));
+        if lo == 0 {
+            after_key.clear();
+        }
+        'outer: loop {
+            let page = c.storage.list_page(IDX_EXP, &after_key, 1000).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for folder in page {
+                let t: i64 = folder.trim_end_matches('/').parse().unwrap_or(0);
+                if t >= hi || budget == 0 {
+                    break 'outer;
+                }
+                budget -= 1;
+                if t >= lo {
+                    out.extend(c.storage.list(&format!("{IDX_EXP}{folder}")).await?);
+                }
+            }
+            after_key = last;
+        }
+        out
+    };
+    let now = now_secs() as i64;
+    let mut keys = Vec::new();
+    let mut info = Map::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for k in candidates {
+        if keys.len() >= limit {
+            break;
+        }
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        let rec: Option<CertRecord> = c.storage.get_json(&format!("{CERTS_PREFIX}{k}")).await?;
+        let Some(r) = rec else { continue };
+        let st = if r.revoked_at > 0 {
+            "revoked"
+        } else if r.not_after < now {
+            "expired"
+        } else {
+            "valid"
+        };
+        if (!state.is_empty() && state != st)
+            || (!role.is_empty() && r.role != role)
+            || after.is_some_and(|a| r.not_after < a)
+            || before.is_some_and(|b| r.not_after >= b)
+            || (!name.is_empty() && !r.names.iter().any(|n| glob(&name, &n.to_lowercase())))
+        {
+            continue;
+        }
+        let serial = k.replace('-', ":");
+        info.insert(
+            serial.clone(),
+            json!({
+                "common_name": r.common_name,
+                "names": r.names,
+                "role": r.role,
+                "requester_accessor": r.requester,
+                "issued_at": r.issued_at,
+                "not_after": r.not_after,
+                "state": st,
+            }),
+        );
+        keys.push(serial);
+    }
+    let mut resp = Response::json(json!({"keys": keys, "key_info": info}));
+    if budget == 0 {
+        resp.warnings.push("the search stopped after examining its budget of index entries; narrow it with a name, role or expiry window".into());
+    }
+    Ok(Some(resp))
+}
