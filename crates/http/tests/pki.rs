@@ -396,6 +396,28 @@ async fn sign_csrs_like_cert_manager_and_istio_csr() {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    // sign-verbatim keeps the CSR's names even where no role would allow them.
+    let (st, v) = call(
+        &s,
+        "POST",
+        "pki/sign-verbatim",
+        Some("root"),
+        Some(json!({"csr": bad_uri, "ttl": "1h", "ext_key_usage": "ClientAuth"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    std::fs::write(
+        dir.path().join("v.pem"),
+        v["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (_, text) = openssl(&["x509", "-in", "v.pem", "-noout", "-text"], dir.path());
+    assert!(
+        text.contains("URI:spiffe://other.local/ns/a")
+            && text.contains("TLS Web Client Authentication")
+            && !text.contains("Server Authentication"),
+        "{text}"
+    );
     // An EC CSR on a role that wants RSA keys.
     let (st, v) = call(
         &s,

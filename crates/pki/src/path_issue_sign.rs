@@ -91,7 +91,33 @@ fn common(spec: PathSpec<Pki>) -> PathSpec<Pki> {
 }
 
 pub fn specs() -> Vec<PathSpec<Pki>> {
+    let verbatim = |p: &'static str| {
+        common(PathSpec::new(p))
+            .field(Field::new(
+                "csr",
+                FieldType::String,
+                "PEM certificate signing request.",
+            ))
+            .field(Field::new(
+                "key_usage",
+                FieldType::CommaStringSlice,
+                "Key usages to put in the certificate.",
+            ))
+            .field(Field::new(
+                "ext_key_usage",
+                FieldType::CommaStringSlice,
+                "Extended key usages (ServerAuth, ClientAuth, ...).",
+            ))
+            .op(
+                Operation::Update,
+                "Sign a CSR as it is.",
+                handler(sign_verbatim),
+            )
+            .help("Sign a CSR with its own subject and SANs.", "")
+    };
     vec![
+        verbatim("sign-verbatim/:role"),
+        verbatim("sign-verbatim"),
         common(PathSpec::new("issue/:role"))
             .op(
                 Operation::Update,
@@ -169,11 +195,63 @@ fn name_allowed(role: &Role, name: &str) -> bool {
     })
 }
 
-async fn issue_or_sign(_s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Response>> {
+/// `sign-verbatim[/:role]`: the CSR's subject and SANs as they are; the role (when named)
+/// only bounds the lifetime. The requested key usages replace the role's.
+async fn sign_verbatim(s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let base = match c.param("role") {
+        "" => Role::default(),
+        name => path_roles::load(&c, name)
+            .await?
+            .ok_or_else(|| CoreError::bad(format!("unknown role: {name}")))?,
+    };
+    let mut role = Role {
+        ttl: base.ttl,
+        max_ttl: base.max_ttl,
+        not_before_duration: base.not_before_duration,
+        allow_any_name: true,
+        enforce_hostnames: false,
+        allow_ip_sans: true,
+        allowed_uri_sans: vec!["*".into()],
+        key_type: "any".into(),
+        require_cn: false,
+        use_csr_common_name: true,
+        use_csr_sans: true,
+        no_store: base.no_store,
+        ..Role::default()
+    };
+    if c.fields.is_set("key_usage") {
+        role.key_usage = c.fields.strings("key_usage");
+    }
+    if c.fields.is_set("ext_key_usage") {
+        let eku: Vec<String> = c
+            .fields
+            .strings("ext_key_usage")
+            .iter()
+            .map(|e| e.to_lowercase())
+            .collect();
+        role.server_flag = eku.iter().any(|e| e == "serverauth");
+        role.client_flag = eku.iter().any(|e| e == "clientauth");
+        role.code_signing_flag = eku.iter().any(|e| e == "codesigning");
+        role.email_protection_flag = eku.iter().any(|e| e == "emailprotection");
+    }
+    issue_with(s, c, true, role, String::new()).await
+}
+
+async fn issue_or_sign(s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Response>> {
     let role_name = c.param("role").to_string();
     let role = path_roles::load(&c, &role_name)
         .await?
         .ok_or_else(|| CoreError::bad(format!("unknown role: {role_name}")))?;
+    issue_with(s, c, sign, role, role_name).await
+}
+
+async fn issue_with(
+    _s: Arc<Pki>,
+    c: Ctx,
+    sign: bool,
+    role: Role,
+    role_name: String,
+) -> CoreResult<Option<Response>> {
     let issuer: IssuerEntry = c
         .storage
         .get_json(ISSUER)
