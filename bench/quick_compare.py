@@ -96,6 +96,12 @@ log_level = "warn"
         self.start()
         st, _ = req(self.port, "POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "1"}}, self.token)
         assert st in (200, 204), st
+        st, _ = req(self.port, "POST", "sys/mounts/pki", {"type": "pki", "config": {"max_lease_ttl": "87600h"}}, self.token)
+        assert st in (200, 204), st
+        st, _ = req(self.port, "POST", "pki/root/generate/internal", {"common_name": "Bench Root", "ttl": "87600h", "key_type": "ec"}, self.token, timeout=60)
+        assert st == 200, st
+        st, _ = req(self.port, "POST", "pki/roles/ec", {"allowed_domains": "example.com", "allow_subdomains": True, "key_type": "ec", "max_ttl": "72h"}, self.token)
+        assert st in (200, 204), st
         print(f"{self.kind}: initialised, kv mounted", file=sys.stderr)
 
     def start_plain(self):
@@ -107,6 +113,12 @@ log_level = "warn"
                 time.sleep(0.01)
         raise RuntimeError("no answer")
 
+LUA_ISSUE = '''
+request = function()
+  return wrk.format("POST", "/v1/pki/issue/ec", nil, '{"common_name":"svc.example.com","ttl":"1h"}')
+end
+'''
+
 LUA = '''
 counter = 0
 request = function()
@@ -116,6 +128,7 @@ end
 '''
 
 def wrk(target, seconds, conns, luafile):
+    """Runs wrk; returns (requests/s, non-2xx note, p99)."""
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", luafile,
                           "-H", f"X-Vault-Token: {target.token}", "-H", "Content-Type: application/json",
                           f"http://127.0.0.1:{target.port}"], capture_output=True, text=True, check=True).stdout
@@ -134,8 +147,9 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="signet-bench-")
     lua = os.path.join(work, "post.lua"); open(lua, "w").write(LUA)
+    lua_issue = os.path.join(work, "issue.lua"); open(lua_issue, "w").write(LUA_ISSUE)
     targets = [Target("signet", os.path.abspath(a.signet), f"{work}/signet"), Target("openbao", a.bao, f"{work}/openbao")]
-    res = {t.kind: {"rps": [], "p99": [], "cold": [], "idle": 0, "peak": 0, "err": ""} for t in targets}
+    res = {t.kind: {"rps": [], "p99": [], "irps": [], "ip99": [], "cold": [], "idle": 0, "peak": 0, "err": ""} for t in targets}
     try:
         for t in targets:
             t.bootstrap(); t.stop()
@@ -151,6 +165,10 @@ def main():
                 res[t.kind]["rps"].append(rps); res[t.kind]["p99"].append(p99)
                 if err: res[t.kind]["err"] = err
                 print(f"round {r+1} {t.kind:8s} {rps:10.0f} writes/s  p99 {p99} {err}", file=sys.stderr)
+                irps, ierr, ip99 = wrk(t, a.seconds, a.conns, lua_issue)
+                res[t.kind]["irps"].append(irps); res[t.kind]["ip99"].append(ip99)
+                if ierr: res[t.kind]["err"] += " issue: " + ierr
+                print(f"round {r+1} {t.kind:8s} {irps:10.0f} issues/s  p99 {ip99} {ierr}", file=sys.stderr)
         for t in targets: res[t.kind]["peak"] = rss_kb(t.proc.pid, "VmHWM")
     finally:
         for t in targets: t.stop()
@@ -160,6 +178,8 @@ def main():
     print("|---|---|---|---|")
     print(f"| KV write, {a.conns} clients, writes/s (median of {a.rounds}; range) | {med(s['rps']):.0f} ({min(s['rps']):.0f}-{max(s['rps']):.0f}) | {med(o['rps']):.0f} ({min(o['rps']):.0f}-{max(o['rps']):.0f}) | {med(s['rps'])/med(o['rps']):.1f}x |")
     print(f"| KV write p99 latency (per round) | {' / '.join(s['p99'])} | {' / '.join(o['p99'])} | |")
+    print(f"| PKI issue EC P-256 (stored), {a.conns} clients, certs/s (median; range) | {med(s['irps']):.0f} ({min(s['irps']):.0f}-{max(s['irps']):.0f}) | {med(o['irps']):.0f} ({min(o['irps']):.0f}-{max(o['irps']):.0f}) | {med(s['irps'])/med(o['irps']):.1f}x |")
+    print(f"| PKI issue p99 latency (per round) | {' / '.join(s['ip99'])} | {' / '.join(o['ip99'])} | |")
     print(f"| cold start to 200 on sys/health, ms (median of 3) | {med(s['cold'])*1000:.0f} | {med(o['cold'])*1000:.0f} | {med(s['cold'])/med(o['cold']):.2f} |")
     print(f"| idle RSS, MB | {s['idle']/1024:.1f} | {o['idle']/1024:.1f} | {s['idle']/o['idle']:.2f} |")
     print(f"| peak RSS after load (VmHWM), MB | {s['peak']/1024:.1f} | {o['peak']/1024:.1f} | {s['peak']/o['peak']:.2f} |")

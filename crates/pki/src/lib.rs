@@ -25,8 +25,101 @@ use std::sync::Arc;
 use signet_core::framework::{Backend, PathBackend};
 use signet_core::EngineFactory;
 
-/// The engine state (everything lives in the mount's storage).
-pub struct Pki;
+/// The engine state: everything lives in the mount's storage, except a cache of parsed
+/// signing keys (parsing a PEM key on every issuance costs more than the signature).
+#[derive(Default)]
+pub struct Pki {
+    signers: std::sync::Mutex<std::collections::HashMap<String, Arc<signet_crypto::x509::Signer>>>,
+    /// Read-through cache of the small configuration records every issuance reads (issuer,
+    /// role, URLs, CRL config). Every write to one of them goes through [`Pki::put`] or
+    /// [`Pki::delete`], which drop the cached copy. Single-node: several nodes over a shared
+    /// database will need invalidation notifications (the PostgreSQL issue).
+    records: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
+}
+
+impl Pki {
+    /// A configuration record, from the cache or storage.
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        c: &signet_core::Ctx,
+        key: &str,
+    ) -> signet_core::CoreResult<Option<T>> {
+        let cached = self.records.read().ok().and_then(|m| m.get(key).cloned());
+        let value = match cached {
+            Some(v) => v,
+            None => {
+                let v: Option<serde_json::Value> = c.storage.get_json(key).await?;
+                let v = v.unwrap_or(serde_json::Value::Null);
+                if let Ok(mut m) = self.records.write() {
+                    if m.len() > 4096 {
+                        m.clear();
+                    }
+                    m.insert(key.to_string(), v.clone());
+                }
+                v
+            }
+        };
+        if value.is_null() {
+            return Ok(None);
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| signet_core::CoreError::Internal(format!("{key}: {e}")))
+    }
+
+    /// Writes a configuration record and drops its cached copy.
+    pub(crate) async fn put<T: serde::Serialize>(
+        &self,
+        c: &signet_core::Ctx,
+        key: &str,
+        value: &T,
+    ) -> signet_core::CoreResult<()> {
+        self.forget(key);
+        c.storage.put_json(key, value).await?;
+        self.forget(key);
+        Ok(())
+    }
+
+    /// Deletes a configuration record and drops its cached copy.
+    pub(crate) async fn delete(
+        &self,
+        c: &signet_core::Ctx,
+        key: &str,
+    ) -> signet_core::CoreResult<()> {
+        self.forget(key);
+        signet_storage::Storage::delete(&c.storage, key).await?;
+        self.forget(key);
+        Ok(())
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut m) = self.records.write() {
+            m.remove(key);
+        }
+    }
+
+    /// The parsed signer of an issuer, cached by issuer id and serial.
+    pub(crate) fn signer(
+        &self,
+        issuer: &storage::IssuerEntry,
+    ) -> signet_core::CoreResult<Arc<signet_crypto::x509::Signer>> {
+        let key = format!("{}/{}", issuer.issuer_id, issuer.serial_number);
+        if let Some(s) = self.signers.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(s);
+        }
+        let s = Arc::new(
+            signet_crypto::x509::Signer::load(&issuer.certificate, &issuer.private_key)
+                .map_err(|e| signet_core::CoreError::Internal(e.to_string()))?,
+        );
+        if let Ok(mut m) = self.signers.lock() {
+            if m.len() > 64 {
+                m.clear();
+            }
+            m.insert(key, s.clone());
+        }
+        Ok(s)
+    }
+}
 
 /// The factory the binary registers as type `pki`.
 pub fn factory() -> EngineFactory {
@@ -46,7 +139,7 @@ pub fn backend() -> PathBackend<Pki> {
     specs.extend(path_issuers::specs());
     specs.extend(path_roles::specs());
     specs.extend(path_issue_sign::specs());
-    PathBackend::new(Arc::new(Pki), specs)
+    PathBackend::new(Arc::new(Pki::default()), specs)
 }
 
 /// DER of a stored PEM certificate.

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::now_secs;
 use signet_core::{CoreError, CoreResult, Operation, Response};
-use signet_crypto::x509::{self, CertSpec, KeyType, Signer};
+use signet_crypto::x509::{self, CertSpec, KeyType};
 use signet_storage::Storage;
 use signet_types::FieldType;
 
@@ -227,10 +227,9 @@ async fn generate_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Respon
     Ok(Some(Response::data(data)))
 }
 
-async fn sign_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let issuer: IssuerEntry = c
-        .storage
-        .get_json(ISSUER)
+async fn sign_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let issuer: IssuerEntry = pki
+        .get(&c, ISSUER)
         .await?
         .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
     let csr = x509::parse_csr(&c.fields.str("csr")).map_err(|e| CoreError::bad(e.to_string()))?;
@@ -268,7 +267,7 @@ async fn sign_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>>
         warnings.push("The requested TTL reaches past the issuing CA's expiry; the certificate expires with the CA.".to_string());
         not_after = issuer.not_after;
     }
-    let urls = crate::path_root::urls(&c).await?;
+    let urls = crate::path_root::urls(&pki, &c).await?;
     spec.not_before = now - 30;
     spec.not_after = not_after;
     spec.serial = x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -278,8 +277,7 @@ async fn sign_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>>
     spec.issuing_certificates = urls.issuing_certificates;
     spec.crl_distribution_points = urls.crl_distribution_points;
     spec.ocsp_servers = urls.ocsp_servers;
-    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let signer = pki.signer(&issuer)?;
     let der = signer
         .sign(&spec, &csr.spki_der)
         .map_err(|e| CoreError::bad(e.to_string()))?;
@@ -337,6 +335,7 @@ fn import_response(imported: &[String], mapping: Map<String, Value>, key: Option
 }
 
 async fn install(
+    pki: &Pki,
     c: &Ctx,
     certs: Vec<Vec<u8>>,
     key_pem: String,
@@ -366,7 +365,7 @@ async fn install(
         serial_number: info.serial,
         not_after: info.not_after,
     };
-    c.storage.put_json(ISSUER, &entry).await?;
+    pki.put(c, ISSUER, &entry).await?;
     let mut imported = vec![entry.issuer_id.clone()];
     let mut mapping = Map::new();
     mapping.insert(entry.issuer_id.clone(), json!(key_id));
@@ -378,7 +377,7 @@ async fn install(
     Ok(import_response(&imported, mapping, None))
 }
 
-async fn set_signed(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+async fn set_signed(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let (certs, _) = x509::split_bundle(&c.fields.str("certificate"))
         .map_err(|e| CoreError::bad(e.to_string()))?;
     let first = certs
@@ -395,6 +394,7 @@ async fn set_signed(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         ));
     }
     let out = install(
+        &pki,
         &c,
         certs,
         pending.private_key.clone(),
@@ -406,7 +406,7 @@ async fn set_signed(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     Ok(Some(Response::json(out)))
 }
 
-async fn import_bundle(_s: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Option<Response>> {
+async fn import_bundle(pki: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Option<Response>> {
     let (certs, key) = x509::split_bundle(&c.fields.str("pem_bundle"))
         .map_err(|e| CoreError::bad(e.to_string()))?;
     if certs.is_empty() {
@@ -434,6 +434,7 @@ async fn import_bundle(_s: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Optio
         Err(e) => return Err(CoreError::bad(e.to_string())),
     }
     let out = install(
+        &pki,
         &c,
         certs,
         key,

@@ -9,7 +9,7 @@ use serde_json::{json, Map};
 use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::now_secs;
 use signet_core::{CoreError, CoreResult, Operation, Response};
-use signet_crypto::x509::{self, CertSpec, KeyType, Signer};
+use signet_crypto::x509::{self, CertSpec, KeyType};
 use signet_types::{format_go_duration, FieldType};
 
 use crate::path_roles::{self, Role};
@@ -200,7 +200,7 @@ fn name_allowed(role: &Role, name: &str) -> bool {
 async fn sign_verbatim(s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let base = match c.param("role") {
         "" => Role::default(),
-        name => path_roles::load(&c, name)
+        name => path_roles::load(&s, &c, name)
             .await?
             .ok_or_else(|| CoreError::bad(format!("unknown role: {name}")))?,
     };
@@ -239,22 +239,21 @@ async fn sign_verbatim(s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 
 async fn issue_or_sign(s: Arc<Pki>, c: Ctx, sign: bool) -> CoreResult<Option<Response>> {
     let role_name = c.param("role").to_string();
-    let role = path_roles::load(&c, &role_name)
+    let role = path_roles::load(&s, &c, &role_name)
         .await?
         .ok_or_else(|| CoreError::bad(format!("unknown role: {role_name}")))?;
     issue_with(s, c, sign, role, role_name).await
 }
 
 async fn issue_with(
-    _s: Arc<Pki>,
+    pki: Arc<Pki>,
     c: Ctx,
     sign: bool,
     role: Role,
     role_name: String,
 ) -> CoreResult<Option<Response>> {
-    let issuer: IssuerEntry = c
-        .storage
-        .get_json(ISSUER)
+    let issuer: IssuerEntry = pki
+        .get(&c, ISSUER)
         .await?
         .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
     let f = &c.fields;
@@ -402,7 +401,7 @@ async fn issue_with(
             kt.name()
         ));
     }
-    let urls = crate::path_root::urls(&c).await?;
+    let urls = crate::path_root::urls(&pki, &c).await?;
     let serial = x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?;
     let spec = CertSpec {
         common_name: cn.clone(),
@@ -429,8 +428,7 @@ async fn issue_with(
         crl_distribution_points: urls.crl_distribution_points,
         ocsp_servers: urls.ocsp_servers,
     };
-    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let signer = pki.signer(&issuer)?;
     let der = signer
         .sign(&spec, &spki)
         .map_err(|e| CoreError::bad(e.to_string()))?;

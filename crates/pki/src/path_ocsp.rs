@@ -10,7 +10,7 @@ use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::now_secs;
 use signet_core::{CoreResult, Operation, RawBody, Response};
 use signet_crypto::ocsp::{self, Status};
-use signet_crypto::x509::{self, Signer};
+use signet_crypto::x509;
 use signet_types::FieldType;
 
 use crate::storage::{cert_key, CertRecord, IssuerEntry, RevokedEntry, ISSUER, REVOKED_PREFIX};
@@ -71,7 +71,7 @@ async fn get(s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     }
 }
 
-async fn answer(_s: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Response>> {
+async fn answer(pki: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Response>> {
     let cfg = crate::path_config_crl::crl_config(c).await?;
     if cfg.ocsp_disable {
         return Ok(reply(ocsp::error_response(6)));
@@ -84,7 +84,7 @@ async fn answer(_s: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Response
         return Ok(reply(ocsp::error_response(6)));
     };
     let ca_der = crate::pem_der(&issuer.certificate);
-    let Ok(signer) = Signer::load(&issuer.certificate, &issuer.private_key) else {
+    let Ok(signer) = pki.signer(&issuer) else {
         return Ok(reply(ocsp::error_response(2)));
     };
     let mut answers = Vec::new();

@@ -13,7 +13,7 @@ use serde_json::json;
 use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::{now_secs, rfc3339};
 use signet_core::{CoreError, CoreResult, Operation, RawBody, Response};
-use signet_crypto::x509::{self, Revoked, Signer};
+use signet_crypto::x509::{self, Revoked};
 use signet_storage::{Op, Storage};
 use signet_types::FieldType;
 
@@ -169,7 +169,7 @@ async fn list_revoked(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 }
 
 /// The current CRL, rebuilt when stale.
-async fn current_crl(c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
+async fn current_crl(pki: &Pki, c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
     let issuer: IssuerEntry = c
         .storage
         .get_json(ISSUER)
@@ -191,8 +191,7 @@ async fn current_crl(c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
     } else {
         revoked_entries(c).await?
     };
-    let signer = Signer::load(&issuer.certificate, &issuer.private_key)
-        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    let signer = pki.signer(&issuer)?;
     let number = state.number + 1;
     let der = x509::build_crl(&signer, number, now - 30, now + expiry, &revoked)
         .map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -231,8 +230,8 @@ async fn revoked_entries(c: &Ctx) -> CoreResult<Vec<Revoked>> {
     }
 }
 
-async fn fetch_crl(_s: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Response>> {
-    let der = current_crl(&c, false).await?;
+async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Response>> {
+    let der = current_crl(&pki, &c, false).await?;
     let pem = x509::pem_block("X509 CRL", &der);
     Ok(Some(match form {
         Form::Der => Response {
@@ -257,7 +256,7 @@ async fn fetch_crl(_s: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Respon
     }))
 }
 
-async fn rotate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    current_crl(&c, true).await?;
+async fn rotate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    current_crl(&pki, &c, true).await?;
     Ok(Some(Response::json(json!({"success": true}))))
 }

@@ -169,8 +169,8 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
     ]
 }
 
-pub async fn load(c: &Ctx, name: &str) -> CoreResult<Option<Role>> {
-    Ok(c.storage.get_json(&format!("{ROLE_PREFIX}{name}")).await?)
+pub async fn load(pki: &Pki, c: &Ctx, name: &str) -> CoreResult<Option<Role>> {
+    pki.get(c, &format!("{ROLE_PREFIX}{name}")).await
 }
 
 async fn list_roles(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
@@ -178,16 +178,16 @@ async fn list_roles(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     Response::list_or_not_found(keys)
 }
 
-async fn read_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let Some(r) = load(&c, c.param("name")).await? else {
+async fn read_role(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let Some(r) = load(&pki, &c, c.param("name")).await? else {
         return Err(CoreError::NotFound);
     };
     role_response(&r)
 }
 
-async fn write_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+async fn write_role(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let name = c.param("name").to_string();
-    let mut r = load(&c, &name).await?.unwrap_or_default();
+    let mut r = load(&pki, &c, &name).await?.unwrap_or_default();
     let f = &c.fields;
     let mut v = serde_json::to_value(&r).map_err(|e| CoreError::Internal(e.to_string()))?;
     if let Value::Object(m) = &mut v {
@@ -229,9 +229,7 @@ async fn write_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     if r.max_ttl > 0 && r.ttl > r.max_ttl {
         return Err(CoreError::bad("ttl cannot be larger than max_ttl"));
     }
-    c.storage
-        .put_json(&format!("{ROLE_PREFIX}{name}"), &r)
-        .await?;
+    pki.put(&c, &format!("{ROLE_PREFIX}{name}"), &r).await?;
     // OpenBao answers a role write with the role, as a read would.
     role_response(&r)
 }
@@ -245,9 +243,8 @@ fn role_response(r: &Role) -> CoreResult<Option<Response>> {
     Ok(Some(Response::json(v)))
 }
 
-async fn delete_role(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    c.storage
-        .delete(&format!("{ROLE_PREFIX}{}", c.param("name")))
+async fn delete_role(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    pki.delete(&c, &format!("{ROLE_PREFIX}{}", c.param("name")))
         .await?;
     Ok(None)
 }

@@ -175,11 +175,11 @@ fn parse_ips(list: &[String]) -> CoreResult<Vec<IpAddr>> {
         .collect()
 }
 
-pub async fn urls(c: &Ctx) -> CoreResult<UrlsConfig> {
-    Ok(c.storage.get_json(CONFIG_URLS).await?.unwrap_or_default())
+pub async fn urls(pki: &Pki, c: &Ctx) -> CoreResult<UrlsConfig> {
+    Ok(pki.get(c, CONFIG_URLS).await?.unwrap_or_default())
 }
 
-async fn generate_root(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let kind = c.param("type").to_string();
     if !matches!(kind.as_str(), "internal" | "exported") {
         return Err(CoreError::bad(format!(
@@ -216,7 +216,7 @@ async fn generate_root(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     {
         dns.insert(0, cn.clone());
     }
-    let urls = urls(&c).await?;
+    let urls = urls(&pki, &c).await?;
     let spec = CertSpec {
         common_name: cn.clone(),
         organization: f.strings("organization"),
@@ -258,7 +258,7 @@ async fn generate_root(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         serial_number: info.serial.clone(),
         not_after: info.not_after,
     };
-    c.storage.put_json(ISSUER, &entry).await?;
+    pki.put(&c, ISSUER, &entry).await?;
     if urls.issuing_certificates.is_empty()
         && urls.crl_distribution_points.is_empty()
         && urls.ocsp_servers.is_empty()
@@ -283,13 +283,13 @@ async fn generate_root(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     Ok(Some(r))
 }
 
-async fn delete_root(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    c.storage.delete(ISSUER).await?;
+async fn delete_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    pki.delete(&c, ISSUER).await?;
     Ok(None)
 }
 
-async fn read_urls(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let u = urls(&c).await?;
+async fn read_urls(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let u = urls(&pki, &c).await?;
     Ok(Some(Response::json(json!({
         "issuing_certificates": u.issuing_certificates,
         "crl_distribution_points": u.crl_distribution_points,
@@ -298,8 +298,8 @@ async fn read_urls(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     }))))
 }
 
-async fn write_urls(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let mut u = urls(&c).await?;
+async fn write_urls(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let mut u = urls(&pki, &c).await?;
     let f = &c.fields;
     for (k, slot) in [
         ("issuing_certificates", &mut u.issuing_certificates),
@@ -316,6 +316,6 @@ async fn write_urls(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
             *slot = v;
         }
     }
-    c.storage.put_json(CONFIG_URLS, &u).await?;
+    pki.put(&c, CONFIG_URLS, &u).await?;
     Ok(None)
 }
