@@ -30,7 +30,8 @@ pub fn factory() -> EngineFactory {
     Arc::new(|_entry| Ok(Arc::new(backend()) as Arc<dyn Backend>))
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `Debug` redacts the reviewer token; it is wiped from memory on drop.
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct Config {
     kubernetes_host: String,
     #[serde(default)]
@@ -45,6 +46,21 @@ struct Config {
     disable_iss_validation: bool,
     #[serde(default)]
     disable_local_ca_jwt: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("kubernetes_host", &self.kubernetes_host)
+            .field("token_reviewer_jwt", &"REDACTED")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token_reviewer_jwt);
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

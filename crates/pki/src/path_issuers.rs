@@ -149,7 +149,7 @@ async fn fetch(_s: Arc<Pki>, c: Ctx, form: &'static str) -> CoreResult<Option<Re
 async fn config_issuers(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let issuer: Option<IssuerEntry> = c.storage.get_json(ISSUER).await?;
     Ok(Some(Response::json(json!({
-        "default": issuer.map(|i| i.issuer_id).unwrap_or_default(),
+        "default": issuer.map(|i| i.issuer_id.clone()).unwrap_or_default(),
         "default_follows_latest_issuer": false,
     }))))
 }
