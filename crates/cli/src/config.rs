@@ -46,9 +46,24 @@ pub enum SealConfig {
     File { path: PathBuf },
 }
 
+/// One `audit "TYPE" "NAME" { ... }` stanza (OpenBao 2.x's declarative devices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    pub file_path: String,
+    pub mode: u32,
+    pub log_raw: bool,
+    pub hmac_accessor: bool,
+    pub prefix: String,
+}
+
 /// A whole server configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerConfig {
+    pub audit: Vec<AuditConfig>,
+    pub unsafe_allow_api_audit_creation: bool,
     pub storage: Option<StorageConfig>,
     pub listeners: Vec<ListenerConfig>,
     pub seal: Option<SealConfig>,
@@ -69,8 +84,9 @@ const TOP_ATTRS: &[&str] = &[
     "ui",
     "disable_cache",
     "pid_file",
+    "unsafe_allow_api_audit_creation",
 ];
-const TOP_BLOCKS: &[&str] = &["storage", "listener", "seal"];
+const TOP_BLOCKS: &[&str] = &["storage", "listener", "seal", "audit"];
 
 fn one_label(body: &Body, b: &hclconf::Block) -> Result<String, ConfError> {
     match b.labels.as_slice() {
@@ -247,6 +263,109 @@ impl ServerConfig {
                 max_request_size,
             });
         }
+        cfg.unsafe_allow_api_audit_creation = body
+            .bool("unsafe_allow_api_audit_creation")?
+            .unwrap_or(false);
+        for b in body.blocks("audit") {
+            let [kind, name] = b.labels.as_slice() else {
+                return Err(body.error(
+                    b.line,
+                    "audit needs a type and a name, like audit \"file\" \"main\" { ... }",
+                ));
+            };
+            if kind != "file" {
+                return Err(body.error(
+                    b.line,
+                    format!("unknown audit device type {kind:?}: signet supports \"file\""),
+                ));
+            }
+            let ctx = format!(" in audit {kind:?} {name:?}");
+            b.body
+                .reject_unknown(&["description", "local", "options"], &["options"], &ctx)?;
+            let mut opts = serde_json::Map::new();
+            if let Some(o) = b.body.blocks("options").next() {
+                o.body.reject_unknown(
+                    &[
+                        "file_path",
+                        "path",
+                        "mode",
+                        "log_raw",
+                        "hmac_accessor",
+                        "format",
+                        "prefix",
+                        "elide_list_responses",
+                        "fallback",
+                    ],
+                    &[],
+                    &format!(" in the options of audit {name:?}"),
+                )?;
+                for a in &o.body.attrs {
+                    opts.insert(a.key.clone(), a.value.clone());
+                }
+            } else if let Some(a) = b.body.attr("options") {
+                if let serde_json::Value::Object(m) = &a.value {
+                    opts = m.clone();
+                }
+            }
+            let get = |k: &str| {
+                opts.get(k).map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            };
+            let file_path = get("file_path")
+                .or_else(|| get("path"))
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    body.error(
+                        b.line,
+                        format!("audit {name:?} needs options {{ file_path = \"...\" }}"),
+                    )
+                })?;
+            let mode = match get("mode") {
+                None => 0o600,
+                Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8).map_err(|_| {
+                    body.error(
+                        b.line,
+                        format!(
+                            "invalid mode {m:?} for audit {name:?}: use an octal like \"0600\""
+                        ),
+                    )
+                })?,
+            };
+            let flag = |k: &str, d: bool| -> Result<bool, ConfError> {
+                match get(k).as_deref() {
+                    None => Ok(d),
+                    Some("true" | "1") => Ok(true),
+                    Some("false" | "0") => Ok(false),
+                    Some(v) => {
+                        Err(body.error(b.line, format!("invalid {k} {v:?} for audit {name:?}")))
+                    }
+                }
+            };
+            if let Some(f) = get("format") {
+                if f != "json" {
+                    return Err(body.error(
+                        b.line,
+                        format!("audit format {f:?} is not supported: use json"),
+                    ));
+                }
+            }
+            cfg.audit.push(AuditConfig {
+                kind: kind.clone(),
+                name: name.clone(),
+                description: b.body.string("description")?.unwrap_or_default(),
+                file_path: if file_path == "stdout" {
+                    file_path
+                } else {
+                    resolve(path, &file_path).display().to_string()
+                },
+                mode,
+                log_raw: flag("log_raw", false)?,
+                hmac_accessor: flag("hmac_accessor", true)?,
+                prefix: get("prefix").unwrap_or_default(),
+            });
+        }
         for b in body.blocks("seal") {
             let kind = one_label(body, b)?;
             if kind != "file" {
@@ -271,6 +390,8 @@ impl ServerConfig {
             self.storage = other.storage;
         }
         self.listeners.extend(other.listeners);
+        self.audit.extend(other.audit);
+        self.unsafe_allow_api_audit_creation |= other.unsafe_allow_api_audit_creation;
         if other.seal.is_some() {
             self.seal = other.seal;
         }
@@ -333,6 +454,23 @@ disable_mlock = true
             })
         );
         assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn audit_stanzas() {
+        let c = parse(
+            "audit \"file\" \"main\" {\n  description = \"all requests\"\n  options {\n    file_path = \"/var/log/signet/audit.log\"\n    mode = \"0640\"\n    hmac_accessor = \"false\"\n  }\n}\nunsafe_allow_api_audit_creation = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.audit.len(), 1);
+        assert_eq!(c.audit[0].name, "main");
+        assert_eq!(c.audit[0].mode, 0o640);
+        assert!(!c.audit[0].hmac_accessor);
+        let e = parse("audit \"file\" \"main\" {\n  options {\n    file_pth = \"x\"\n  }\n}\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = parse("audit \"socket\" \"s\" {}\n").unwrap_err();
+        assert!(e.message.contains("socket"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!
 //! Nothing here knows HTTP; [`CoreError`] is mapped to status codes by the `http` crate.
 
+pub mod audit;
 pub mod error;
 pub mod framework;
 pub mod mounts;
@@ -96,6 +97,8 @@ impl Registry {
 pub struct CoreOptions {
     pub registry: Registry,
     pub seal: SealKind,
+    /// Audit devices declared in the configuration.
+    pub audit: Vec<Arc<dyn audit::AuditDevice>>,
 }
 
 /// The core. Cheap to share as `Arc<Core>`.
@@ -110,6 +113,7 @@ pub struct Core {
     sys: Arc<dyn Backend>,
     token_backend: Arc<dyn Backend>,
     cluster: RwLock<Option<(String, String)>>,
+    audit: audit::AuditBroker,
     /// Serialises seal transitions and mount-table changes.
     state_lock: tokio::sync::Mutex<()>,
 }
@@ -129,6 +133,7 @@ impl Core {
             sys: Arc::new(sys::backend(weak.clone())),
             token_backend: Arc::new(token_paths::backend(tokens)),
             cluster: RwLock::new(None),
+            audit: audit::AuditBroker::new(options.audit),
             state_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -141,6 +146,11 @@ impl Core {
     /// The token store.
     pub fn tokens(&self) -> &Arc<TokenStore> {
         &self.tokens
+    }
+
+    /// The audit broker.
+    pub fn audit(&self) -> &audit::AuditBroker {
+        &self.audit
     }
 
     /// The policy store.
@@ -277,6 +287,15 @@ impl Core {
                 .await?;
         }
 
+        // Fail closed: a request no audit device could record never reaches the engine.
+        let audited = self
+            .audit
+            .active()
+            .then(|| (env.meta.clone(), req.data.clone()));
+        if let Some((meta, data)) = &audited {
+            self.audit
+                .log_request(meta, op, &path, &mounted.entry.kind, data)?;
+        }
         let result = if op == Operation::Help {
             Ok(mounted
                 .backend
@@ -296,6 +315,10 @@ impl Core {
         };
         if let Some(hash) = last_use {
             self.tokens.revoke_tree(&hash).await?;
+        }
+        if let Some((meta, data)) = &audited {
+            self.audit
+                .log_response(meta, op, &path, &mounted.entry.kind, data, &result)?;
         }
         result
     }
@@ -444,6 +467,9 @@ impl Core {
             .await?;
         self.policies
             .setup(StorageView::new(self.barrier.clone(), "sys/policy/"))
+            .await?;
+        self.audit
+            .setup(StorageView::new(self.barrier.clone(), "sys/audit/"))
             .await?;
         let mut table = MountTable::default();
         for t in [Table::Secrets, Table::Auth] {

@@ -199,6 +199,7 @@ impl Core {
         self.barrier.seal();
         self.tokens.teardown();
         self.policies.teardown();
+        self.audit.teardown();
         self.set_table(crate::MountTable::default());
         if let Ok(mut p) = self.progress.lock() {
             *p = Progress::default();

@@ -550,6 +550,7 @@ async fn tls_listener_serves_the_api() {
         CoreOptions {
             registry: Registry::new().secrets("kv", signet_kv::factory()),
             seal: SealKind::Shamir,
+            audit: vec![],
         },
     );
     core.dev_bootstrap(Some("root".into())).await.unwrap();

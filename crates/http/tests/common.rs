@@ -26,6 +26,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(physical: Arc<dyn Storage>, max_request_size: usize) -> Server {
+        Self::start_with_audit(physical, max_request_size, vec![]).await
+    }
+
+    pub async fn start_with_audit(
+        physical: Arc<dyn Storage>,
+        max_request_size: usize,
+        audit: Vec<Arc<dyn signet_core::audit::AuditDevice>>,
+    ) -> Server {
         let core = Core::new(
             physical,
             CoreOptions {
@@ -38,6 +46,7 @@ impl Server {
                     .auth("azure", signet_auth::azure::factory())
                     .auth("cert", signet_auth::cert::factory()),
                 seal: SealKind::Shamir,
+                audit,
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -157,11 +157,33 @@ async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
         (Some(SealConfig::File { path }), false) => SealKind::File(read_seal_key(path)?),
         _ => SealKind::Shamir,
     };
+    let mut devices: Vec<Arc<dyn signet_core::audit::AuditDevice>> = Vec::new();
+    let mut files: Vec<Arc<signet_audit::FileDevice>> = Vec::new();
+    for a in &cfg.audit {
+        let dev = Arc::new(
+            signet_audit::FileDevice::open(
+                &a.name,
+                &a.description,
+                signet_audit::FileOptions {
+                    file_path: a.file_path.clone(),
+                    mode: a.mode,
+                    log_raw: a.log_raw,
+                    hmac_accessor: a.hmac_accessor,
+                    prefix: a.prefix.clone(),
+                },
+            )
+            .with_context(|| format!("cannot open audit device {:?} at {}", a.name, a.file_path))?,
+        );
+        files.push(dev.clone());
+        devices.push(dev);
+    }
+    spawn_reopen_on_hup(files);
     let core = Core::new(
         physical,
         CoreOptions {
             registry: registry(),
             seal,
+            audit: devices,
         },
     );
 
@@ -259,6 +281,30 @@ Development mode should NOT be used in production installations!\n",
     core.seal().await.ok();
     Ok(())
 }
+
+/// Reopens the file audit devices on SIGHUP (logrotate).
+#[cfg(unix)]
+fn spawn_reopen_on_hup(files: Vec<Arc<signet_audit::FileDevice>>) {
+    if files.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            for f in &files {
+                if let Err(e) = f.reopen() {
+                    tracing::error!(error = %e, "reopening an audit file failed");
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_reopen_on_hup(_files: Vec<Arc<signet_audit::FileDevice>>) {}
 
 #[cfg(unix)]
 async fn wait_for_signal() {

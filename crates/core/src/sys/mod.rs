@@ -3,6 +3,7 @@
 //! Handlers reach the core through a weak reference (the core owns this backend). Vault's sys
 //! responses copy their data to the envelope's top level; [`top`] does that.
 
+mod path_audit;
 mod path_mounts;
 mod path_policies;
 mod path_seal;
@@ -32,6 +33,7 @@ impl SysState {
 /// Builds the sys backend.
 pub fn backend(core: Weak<Core>) -> PathBackend<SysState> {
     let mut specs = path_seal::specs();
+    specs.extend(path_audit::specs());
     specs.extend(path_mounts::specs());
     specs.extend(path_policies::specs());
     PathBackend::new(Arc::new(SysState { core }), specs)
