@@ -308,6 +308,20 @@ pub struct CertSpec {
     pub issuing_certificates: Vec<String>,
     pub crl_distribution_points: Vec<String>,
     pub ocsp_servers: Vec<String>,
+    /// Name constraints: permitted DNS subtrees (CA certificates).
+    pub permitted_dns_domains: Vec<String>,
+    /// Extended key usages beyond the four flags, as dotted OIDs.
+    pub extra_ekus: Vec<String>,
+    /// Certificate policy OIDs (dotted).
+    pub policy_identifiers: Vec<String>,
+    /// otherName SANs: (dotted OID, UTF-8 value).
+    pub other_sans: Vec<(String, String)>,
+    pub street_address: Vec<String>,
+    pub postal_code: Vec<String>,
+    /// The subject's serialNumber attribute.
+    pub subject_serial_number: String,
+    /// Write basicConstraints (cA false) into a leaf; OpenBao's role option, off by default.
+    pub leaf_basic_constraints: bool,
 }
 
 fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
@@ -322,6 +336,12 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
     for c in &spec.locality {
         dn.push(DnType::LocalityName, c.as_str());
     }
+    for c in &spec.street_address {
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 9]), c.as_str());
+    }
+    for c in &spec.postal_code {
+        dn.push(DnType::CustomDnType(vec![2, 5, 4, 17]), c.as_str());
+    }
     for o in &spec.organization {
         dn.push(DnType::OrganizationName, o.as_str());
     }
@@ -330,6 +350,20 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
     }
     if !spec.common_name.is_empty() {
         dn.push(DnType::CommonName, spec.common_name.as_str());
+    }
+    if !spec.subject_serial_number.is_empty() {
+        dn.push(
+            DnType::CustomDnType(vec![2, 5, 4, 5]),
+            rcgen::DnValue::PrintableString(
+                rcgen::string::PrintableString::try_from(spec.subject_serial_number.clone())
+                    .map_err(|_| {
+                        X509Error::Invalid(format!(
+                            "{:?} is not a valid serial number attribute",
+                            spec.subject_serial_number
+                        ))
+                    })?,
+            ),
+        );
     }
     p.distinguished_name = dn;
     let ia5 = |s: &str| {
@@ -348,6 +382,12 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
     for u in &spec.uris {
         p.subject_alt_names.push(SanType::URI(ia5(u)?));
     }
+    for (oid, value) in &spec.other_sans {
+        p.subject_alt_names.push(SanType::OtherName((
+            oid_arcs(oid)?,
+            rcgen::OtherNameValue::Utf8String(value.clone()),
+        )));
+    }
     p.not_before = OffsetDateTime::from_unix_timestamp(spec.not_before)
         .map_err(|e| X509Error::Invalid(e.to_string()))?;
     p.not_after = OffsetDateTime::from_unix_timestamp(spec.not_after)
@@ -361,9 +401,21 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
         } else {
             IsCa::Ca(BasicConstraints::Unconstrained)
         }
-    } else {
+    } else if spec.leaf_basic_constraints {
         IsCa::ExplicitNoCa
+    } else {
+        IsCa::NoCa
     };
+    if !spec.permitted_dns_domains.is_empty() {
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: spec
+                .permitted_dns_domains
+                .iter()
+                .map(|d| rcgen::GeneralSubtree::DnsName(d.clone()))
+                .collect(),
+            excluded_subtrees: vec![],
+        });
+    }
     p.key_usages = spec.key_usages.clone();
     if spec.server_auth {
         p.extended_key_usages
@@ -380,6 +432,29 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
     if spec.email_protection {
         p.extended_key_usages
             .push(ExtendedKeyUsagePurpose::EmailProtection);
+    }
+    for oid in &spec.extra_ekus {
+        let arcs = oid_arcs(oid)?;
+        let purpose = match oid.as_str() {
+            "1.3.6.1.5.5.7.3.1" => ExtendedKeyUsagePurpose::ServerAuth,
+            "1.3.6.1.5.5.7.3.2" => ExtendedKeyUsagePurpose::ClientAuth,
+            "1.3.6.1.5.5.7.3.3" => ExtendedKeyUsagePurpose::CodeSigning,
+            "1.3.6.1.5.5.7.3.4" => ExtendedKeyUsagePurpose::EmailProtection,
+            _ => ExtendedKeyUsagePurpose::Other(arcs),
+        };
+        if !p.extended_key_usages.contains(&purpose) {
+            p.extended_key_usages.push(purpose);
+        }
+    }
+    if !spec.policy_identifiers.is_empty() {
+        let mut body = Vec::new();
+        for oid in &spec.policy_identifiers {
+            body.extend(der_tlv(0x30, &der_tlv(0x06, &oid_der(&oid_arcs(oid)?))));
+        }
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 32], der_tlv(0x30, &body));
+        ext.set_criticality(false);
+        p.custom_extensions.push(ext);
     }
     p.use_authority_key_identifier_extension = true;
     p.key_identifier_method = rcgen::KeyIdMethod::Sha256;
@@ -400,31 +475,20 @@ fn params_for(spec: &CertSpec) -> Result<CertificateParams, X509Error> {
 /// The Authority Information Access extension (RFC 5280 4.2.2.1), DER by hand: rcgen has no
 /// builder for it.
 fn aia_extension(ocsp: &[String], ca_issuers: &[String]) -> rcgen::CustomExtension {
-    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = body.len();
-        if n < 128 {
-            out.push(n as u8);
-        } else if n < 256 {
-            out.extend([0x81, n as u8]);
-        } else {
-            out.extend([0x82, (n >> 8) as u8, n as u8]);
-        }
-        out.extend_from_slice(body);
-        out
-    }
     const OCSP: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
     const CA_ISSUERS: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
     let mut items = Vec::new();
     for (oid, urls) in [(OCSP, ocsp), (CA_ISSUERS, ca_issuers)] {
         for u in urls {
-            let mut ad = tlv(0x06, &oid);
-            ad.extend(tlv(0x86, u.as_bytes()));
-            items.extend(tlv(0x30, &ad));
+            let mut ad = der_tlv(0x06, &oid);
+            ad.extend(der_tlv(0x86, u.as_bytes()));
+            items.extend(der_tlv(0x30, &ad));
         }
     }
-    let mut ext =
-        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &items));
+    let mut ext = rcgen::CustomExtension::from_oid_content(
+        &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+        der_tlv(0x30, &items),
+    );
     ext.set_criticality(false);
     ext
 }
@@ -688,4 +752,159 @@ pub fn issued_by(cert: &[u8], ca: &[u8]) -> bool {
         return false;
     };
     c.issuer() == ca.subject() && c.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// An RFC 3339 time (`2030-01-02T15:04:05Z`) as epoch seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    OffsetDateTime::parse(s.trim(), &::time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// Re-signs a (self-issued) CA certificate with `signer`: same subject, names, validity,
+/// serial, basic constraints and key usages, new issuer. Used by `root/sign-self-issued`.
+///
+/// rcgen cannot rebuild parameters from an existing certificate through its public API, so
+/// the fields are read with x509-parser into a [`CertSpec`]; subject attributes other than
+/// C, ST, L, O, OU and CN are not carried over.
+pub fn resign(signer: &Signer, der: &[u8]) -> Result<Vec<u8>, X509Error> {
+    let (_, c) = X509Certificate::from_der(der)
+        .map_err(|e| X509Error::Invalid(format!("error parsing certificate: {e}")))?;
+    let mut spec = CertSpec {
+        not_before: c.validity().not_before.timestamp(),
+        not_after: c.validity().not_after.timestamp(),
+        serial: c.raw_serial().to_vec(),
+        is_ca: c.is_ca(),
+        max_path_length: -1,
+        ..Default::default()
+    };
+    for rdn in c.subject().iter() {
+        for atv in rdn.iter() {
+            let Ok(v) = atv.as_str() else { continue };
+            let v = v.to_string();
+            match atv.attr_type().to_id_string().as_str() {
+                "2.5.4.3" => spec.common_name = v,
+                "2.5.4.6" => spec.country.push(v),
+                "2.5.4.8" => spec.province.push(v),
+                "2.5.4.7" => spec.locality.push(v),
+                "2.5.4.10" => spec.organization.push(v),
+                "2.5.4.11" => spec.ou.push(v),
+                _ => {}
+            }
+        }
+    }
+    if let Ok(Some(bc)) = c.basic_constraints() {
+        if let Some(n) = bc.value.path_len_constraint {
+            spec.max_path_length = n as i64;
+        }
+    }
+    if let Ok(Some(ku)) = c.key_usage() {
+        let k = ku.value;
+        for (on, usage) in [
+            (k.digital_signature(), KeyUsagePurpose::DigitalSignature),
+            (k.non_repudiation(), KeyUsagePurpose::ContentCommitment),
+            (k.key_encipherment(), KeyUsagePurpose::KeyEncipherment),
+            (k.data_encipherment(), KeyUsagePurpose::DataEncipherment),
+            (k.key_agreement(), KeyUsagePurpose::KeyAgreement),
+            (k.key_cert_sign(), KeyUsagePurpose::KeyCertSign),
+            (k.crl_sign(), KeyUsagePurpose::CrlSign),
+        ] {
+            if on {
+                spec.key_usages.push(usage);
+            }
+        }
+    }
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => spec.dns.push(d.to_string()),
+                GeneralName::RFC822Name(e) => spec.emails.push(e.to_string()),
+                GeneralName::URI(u) => spec.uris.push(u.to_string()),
+                GeneralName::IPAddress(b) => {
+                    if let Some(ip) = ip_from_bytes(b) {
+                        spec.ips.push(ip);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    signer.sign(&spec, c.public_key().raw)
+}
+
+/// The subject key identifier of a DER SubjectPublicKeyInfo as OpenBao reports it: SHA-1 of
+/// the subjectPublicKey bits (RFC 5280 4.2.1.2 method 1), colon-separated hex.
+pub fn subject_key_id(spki_der: &[u8]) -> Result<String, X509Error> {
+    let (_, spki) = SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| X509Error::Invalid(format!("invalid public key: {e}")))?;
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &spki.subject_public_key.data,
+    );
+    Ok(serial_string(d.as_ref()))
+}
+
+/// A dotted OID as arcs, refusing what is not an OID.
+pub fn oid_arcs(oid: &str) -> Result<Vec<u64>, X509Error> {
+    let arcs: Option<Vec<u64>> = oid.trim().split('.').map(|a| a.parse().ok()).collect();
+    match arcs {
+        Some(a) if a.len() >= 2 && a[0] <= 2 && (a[0] == 2 || a[1] < 40) => Ok(a),
+        _ => Err(X509Error::Invalid(format!("{oid:?} is not a valid OID"))),
+    }
+}
+
+/// Whether a string is a dotted OID.
+pub fn is_oid(oid: &str) -> bool {
+    oid_arcs(oid).is_ok()
+}
+
+/// The OID of an extended key usage by Go's name (`ServerAuth`, `TimeStamping`, ...), as
+/// OpenBao's `ext_key_usage` takes them (case-insensitive).
+pub fn ext_key_usage_oid(name: &str) -> Option<&'static str> {
+    Some(match name.trim().to_lowercase().as_str() {
+        "any" => "2.5.29.37.0",
+        "serverauth" => "1.3.6.1.5.5.7.3.1",
+        "clientauth" => "1.3.6.1.5.5.7.3.2",
+        "codesigning" => "1.3.6.1.5.5.7.3.3",
+        "emailprotection" => "1.3.6.1.5.5.7.3.4",
+        "ipsecendsystem" => "1.3.6.1.5.5.7.3.5",
+        "ipsectunnel" => "1.3.6.1.5.5.7.3.6",
+        "ipsecuser" => "1.3.6.1.5.5.7.3.7",
+        "timestamping" => "1.3.6.1.5.5.7.3.8",
+        "ocspsigning" => "1.3.6.1.5.5.7.3.9",
+        "microsoftservergatedcrypto" => "1.3.6.1.4.1.311.10.3.3",
+        "netscapeservergatedcrypto" => "2.16.840.1.113730.4.1",
+        "microsoftcommercialcodesigning" => "1.3.6.1.4.1.311.2.1.22",
+        "microsoftkernelcodesigning" => "1.3.6.1.4.1.311.61.1.1",
+        _ => return None,
+    })
+}
+
+fn oid_der(arcs: &[u64]) -> Vec<u8> {
+    let mut out = vec![(arcs[0] * 40 + arcs[1]) as u8];
+    for &a in &arcs[2..] {
+        let mut chunk = vec![(a & 0x7f) as u8];
+        let mut v = a >> 7;
+        while v > 0 {
+            chunk.push(((v & 0x7f) as u8) | 0x80);
+            v >>= 7;
+        }
+        chunk.reverse();
+        out.extend(chunk);
+    }
+    out
+}
+
+fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 128 {
+        out.push(n as u8);
+    } else if n < 256 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(body);
+    out
 }

@@ -4,10 +4,12 @@
 //! `path_roles.rs` (roles), `path_issue_sign.rs` (`issue/:role`, `sign/:role`),
 //! `path_fetch.rs` (unauthenticated CA and certificate downloads, `LIST certs`),
 //! `path_intermediate.rs` (intermediate CSRs, sign-intermediate, set-signed, bundle imports),
-//! `path_revoke.rs` (revocation index and CRLs). Storage keys live in `storage.rs`; X.509 work
-//! in `signet_crypto::x509`. Still to come: several issuers and keys per mount, OCSP, delta
-//! CRLs, tidy, search, sign-verbatim.
+//! `path_revoke.rs` (revocation index and per-issuer CRLs), `path_ocsp.rs`, `path_config_crl.rs`
+//! (CRL settings, tidy), `path_search.rs` (inventory search), `path_issuers.rs` (issuer and key
+//! management over the model in `issuers.rs`). Storage keys live in `storage.rs`; X.509 work in
+//! `signet_crypto::x509`. Still to come: delta CRLs, auto-tidy.
 
+mod issuers;
 mod path_config_crl;
 mod path_fetch;
 mod path_intermediate;
@@ -35,6 +37,8 @@ pub struct Pki {
     /// [`Pki::delete`], which drop the cached copy. Single-node: several nodes over a shared
     /// database will need invalidation notifications (the PostgreSQL issue).
     records: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
+    /// Serialises changes to the set of issuers and keys (see `issuers.rs`).
+    pub(crate) issuers_lock: tokio::sync::Mutex<()>,
 }
 
 impl Pki {
@@ -98,26 +102,39 @@ impl Pki {
         }
     }
 
-    /// The parsed signer of an issuer, cached by issuer id and serial.
-    pub(crate) fn signer(
+    /// Applies a storage batch, dropping the cached copies of every key it touches.
+    pub(crate) async fn apply(
         &self,
-        issuer: &storage::IssuerEntry,
-    ) -> signet_core::CoreResult<Arc<signet_crypto::x509::Signer>> {
-        let key = format!("{}/{}", issuer.issuer_id, issuer.serial_number);
-        if let Some(s) = self.signers.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(s);
+        c: &signet_core::Ctx,
+        ops: Vec<signet_storage::Op>,
+    ) -> signet_core::CoreResult<()> {
+        let keys: Vec<String> = ops
+            .iter()
+            .map(|op| match op {
+                signet_storage::Op::Put(k, _) | signet_storage::Op::Delete(k) => k.clone(),
+            })
+            .collect();
+        for k in &keys {
+            self.forget(k);
         }
-        let s = Arc::new(
-            signet_crypto::x509::Signer::load(&issuer.certificate, &issuer.private_key)
-                .map_err(|e| signet_core::CoreError::Internal(e.to_string()))?,
-        );
+        let out = signet_storage::Storage::apply(&c.storage, ops).await;
+        for k in &keys {
+            self.forget(k);
+        }
+        Ok(out?)
+    }
+
+    pub(crate) fn cached_signer(&self, key: &str) -> Option<Arc<signet_crypto::x509::Signer>> {
+        self.signers.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    pub(crate) fn cache_signer(&self, key: String, s: Arc<signet_crypto::x509::Signer>) {
         if let Ok(mut m) = self.signers.lock() {
             if m.len() > 64 {
                 m.clear();
             }
-            m.insert(key, s.clone());
+            m.insert(key, s);
         }
-        Ok(s)
     }
 }
 

@@ -12,7 +12,7 @@ use signet_core::{CoreError, CoreResult, Operation, Response};
 use signet_storage::{Op, Storage};
 use signet_types::FieldType;
 
-use crate::storage::{CertRecord, CrlState, CERTS_PREFIX, CRL_STATE, REVOKED_PREFIX};
+use crate::storage::{CertRecord, CERTS_PREFIX, CRL_EPOCH, REVOKED_PREFIX};
 use crate::Pki;
 
 pub const CONFIG_CRL: &str = "config/crl";
@@ -192,9 +192,7 @@ async fn write_crl_config(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> 
     }
     c.storage.put_json(CONFIG_CRL, &cfg).await?;
     // The next fetch rebuilds with the new settings.
-    let mut state: CrlState = c.storage.get_json(CRL_STATE).await?.unwrap_or_default();
-    state.dirty = true;
-    c.storage.put_json(CRL_STATE, &state).await?;
+    mark_crls_stale(&c).await?;
     Ok(None)
 }
 
@@ -273,9 +271,7 @@ async fn tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         after = last;
     }
     if revoked && status.revoked_cert_deleted_count > 0 {
-        let mut state: CrlState = c.storage.get_json(CRL_STATE).await?.unwrap_or_default();
-        state.dirty = true;
-        c.storage.put_json(CRL_STATE, &state).await?;
+        mark_crls_stale(&c).await?;
     }
     status.state = "Finished".into();
     status.time_finished = rfc3339(now_secs());
@@ -301,4 +297,12 @@ async fn tidy_status(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 
 async fn tidy_cancel(_s: Arc<Pki>, _c: Ctx) -> CoreResult<Option<Response>> {
     Ok(Some(Response::json(json!({"state": "Inactive"}))))
+}
+
+/// Makes every issuer's CRL rebuild on its next fetch.
+pub(crate) async fn mark_crls_stale(c: &Ctx) -> CoreResult<()> {
+    c.storage
+        .put(CRL_EPOCH, uuid::Uuid::new_v4().to_string().into_bytes())
+        .await?;
+    Ok(())
 }

@@ -9,7 +9,8 @@ use signet_core::{CoreError, CoreResult, Operation, RawBody, Response};
 use signet_storage::Storage;
 use signet_types::FieldType;
 
-use crate::storage::{cert_key, CertRecord, IssuerEntry, CERTS_PREFIX, ISSUER};
+use crate::issuers;
+use crate::storage::{cert_key, CertRecord, CERTS_PREFIX};
 use crate::Pki;
 
 #[derive(Clone, Copy)]
@@ -123,18 +124,19 @@ fn raw(content_type: &str, body: Vec<u8>) -> Option<Response> {
     })
 }
 
-async fn fetch_ca(_s: Arc<Pki>, c: Ctx, form: Form, chain: bool) -> CoreResult<Option<Response>> {
-    let issuer: Option<IssuerEntry> = c.storage.get_json(ISSUER).await?;
+async fn fetch_ca(pki: Arc<Pki>, c: Ctx, form: Form, chain: bool) -> CoreResult<Option<Response>> {
+    let issuer = issuers::find_issuer(&pki, &c, "default").await?;
     let Some(issuer) = issuer else {
         return match form {
             Form::Json => Err(CoreError::bad("no default issuer currently configured")),
             _ => Ok(raw("application/pkix-cert", vec![])),
         };
     };
-    let mut pems = vec![issuer.certificate.clone()];
-    if chain {
-        pems.extend(issuer.chain.iter().cloned());
-    }
+    let pems = if chain {
+        issuer.ca_chain()
+    } else {
+        vec![issuer.certificate.clone()]
+    };
     Ok(match form {
         Form::Der => raw("application/pkix-cert", crate::pem_der(&issuer.certificate)),
         Form::Pem => raw(

@@ -8,10 +8,9 @@ use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::now_secs;
 use signet_core::{CoreError, CoreResult, Operation, Response};
 use signet_crypto::x509::{self, CertSpec, KeyType};
-use signet_storage::Storage;
 use signet_types::FieldType;
 
-use crate::storage::{cert_key, CertRecord, IssuerEntry, PendingKey, ISSUER, PENDING_KEY};
+use crate::issuers;
 use crate::Pki;
 
 fn subject_fields(mut s: PathSpec<Pki>) -> PathSpec<Pki> {
@@ -25,6 +24,9 @@ fn subject_fields(mut s: PathSpec<Pki>) -> PathSpec<Pki> {
         "ip_sans",
         "uri_sans",
         "permitted_dns_domains",
+        "street_address",
+        "postal_code",
+        "other_sans",
     ] {
         s = s.field(Field::new(
             f,
@@ -58,6 +60,26 @@ fn subject_fields(mut s: PathSpec<Pki>) -> PathSpec<Pki> {
             "exclude_cn_from_sans",
             FieldType::Bool,
             "Do not copy the CN into the SANs.",
+        ))
+        .field(Field::new(
+            "key_ref",
+            FieldType::String,
+            "The key to use with type existing.",
+        ))
+        .field(Field::new(
+            "not_after",
+            FieldType::String,
+            "Explicit expiry (RFC 3339), instead of ttl.",
+        ))
+        .field(Field::new(
+            "not_before_duration",
+            FieldType::DurationSecond,
+            "Backdating of notBefore (30s).",
+        ))
+        .field(Field::new(
+            "serial_number",
+            FieldType::String,
+            "Accepted for compatibility.",
         ))
 }
 
@@ -180,6 +202,8 @@ fn spec_from(c: &Ctx, cn: String) -> CoreResult<CertSpec> {
         country: f.strings("country"),
         locality: f.strings("locality"),
         province: f.strings("province"),
+        street_address: f.strings("street_address"),
+        postal_code: f.strings("postal_code"),
         dns,
         ips: f
             .strings("ip_sans")
@@ -195,43 +219,40 @@ fn spec_from(c: &Ctx, cn: String) -> CoreResult<CertSpec> {
     })
 }
 
-async fn generate_intermediate(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+async fn generate_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let kind = c.param("type").to_string();
-    if !matches!(kind.as_str(), "internal" | "exported") {
-        return Err(CoreError::bad(format!(
-            "invalid type {kind:?}: use internal or exported"
-        )));
-    }
     let cn = c.fields.str("common_name");
-    if cn.is_empty() {
-        return Err(CoreError::bad("the common_name field is required"));
-    }
-    let kt = KeyType::parse(&c.fields.str("key_type"), c.fields.u64("key_bits"))
-        .map_err(|e| CoreError::bad(e.to_string()))?;
-    let key = x509::generate_key(kt).map_err(|e| CoreError::Internal(e.to_string()))?;
-    let csr =
-        x509::csr_pem(&spec_from(&c, cn)?, &key).map_err(|e| CoreError::bad(e.to_string()))?;
-    let pending = PendingKey {
-        key_id: uuid::Uuid::new_v4().to_string(),
-        key_name: c.fields.str("key_name"),
-        private_key: key.serialize_pem(),
+    let (kt, key, existing) = match crate::path_root::generation_key(&c, &kind)? {
+        Some((kt, k)) => (kt, k, false),
+        None => {
+            let key = issuers::resolve_key(&pki, &c, &c.fields.str("key_ref")).await?;
+            let kt = KeyType::parse(&key.key_type, 0).map_err(|e| CoreError::bad(e.to_string()))?;
+            (kt, key, true)
+        }
     };
-    c.storage.put_json(PENDING_KEY, &pending).await?;
+    let (kp, _) =
+        x509::load_key(&key.private_key).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let csr = x509::csr_pem(&spec_from(&c, cn)?, &kp).map_err(|e| CoreError::bad(e.to_string()))?;
+    let key_id = key.key_id.clone();
+    let key_pem = key.private_key.clone();
+    if !existing {
+        // The key is kept from now on (as OpenBao does), so set-signed pairs the certificate
+        // with it by public key.
+        issuers::add(&pki, &c, &[], vec![key], "", &c.fields.str("key_name")).await?;
+    }
     let mut data = Map::new();
     data.insert("csr".into(), json!(csr.trim_end()));
-    data.insert("key_id".into(), json!(pending.key_id));
+    data.insert("key_id".into(), json!(key_id));
     if kind == "exported" {
-        data.insert("private_key".into(), json!(pending.private_key.trim_end()));
+        data.insert("private_key".into(), json!(key_pem.trim_end()));
         data.insert("private_key_type".into(), json!(kt.name()));
     }
     Ok(Some(Response::data(data)))
 }
 
 async fn sign_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let issuer: IssuerEntry = pki
-        .get(&c, ISSUER)
-        .await?
-        .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
+    let issuer = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
+    issuer.require_usage("issuing-certificates")?;
     let csr = x509::parse_csr(&c.fields.str("csr")).map_err(|e| CoreError::bad(e.to_string()))?;
     let f = &c.fields;
     let use_csr = f.bool("use_csr_values");
@@ -262,57 +283,56 @@ async fn sign_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>
         ttl = c.mount.max_lease_ttl;
     }
     let now = now_secs() as i64;
-    let mut not_after = now + ttl as i64;
+    let mut not_after = match f.str("not_after") {
+        s if !s.is_empty() => crate::path_root::parse_not_after(&s)?,
+        _ => now + ttl as i64,
+    };
     if not_after > issuer.not_after {
         warnings.push("The requested TTL reaches past the issuing CA's expiry; the certificate expires with the CA.".to_string());
         not_after = issuer.not_after;
     }
-    let urls = crate::path_root::urls(&pki, &c).await?;
-    spec.not_before = now - 30;
+    let urls = crate::path_root::issuer_urls(&pki, &c, &issuer).await?;
+    spec.not_before = now
+        - if f.is_set("not_before_duration") {
+            f.u64("not_before_duration") as i64
+        } else {
+            30
+        };
     spec.not_after = not_after;
     spec.serial = x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?;
     spec.is_ca = true;
     spec.max_path_length = f.i64("max_path_length");
-    spec.key_usages = vec![x509::KeyUsage::KeyCertSign, x509::KeyUsage::CrlSign];
+    spec.permitted_dns_domains = f.strings("permitted_dns_domains");
+    spec.key_usages = vec![
+        x509::KeyUsage::KeyCertSign,
+        x509::KeyUsage::CrlSign,
+        x509::KeyUsage::DigitalSignature,
+    ];
     spec.issuing_certificates = urls.issuing_certificates;
     spec.crl_distribution_points = urls.crl_distribution_points;
     spec.ocsp_servers = urls.ocsp_servers;
-    let signer = pki.signer(&issuer)?;
+    let signer = issuers::signer(&pki, &c, &issuer).await?;
     let der = signer
         .sign(&spec, &csr.spki_der)
         .map_err(|e| CoreError::bad(e.to_string()))?;
     let info = x509::cert_info(&der).map_err(|e| CoreError::Internal(e.to_string()))?;
     let pem = x509::cert_pem(&der);
-    c.storage
-        .put_json(
-            &cert_key(&info.serial),
-            &CertRecord {
-                certificate: pem.clone(),
-                role: String::new(),
-                requester: c
-                    .meta
-                    .token
-                    .as_ref()
-                    .map(|t| t.accessor.clone())
-                    .unwrap_or_default(),
-                issued_at: now,
-                common_name: cn,
-                not_after: info.not_after,
-                revoked_at: 0,
-                names: vec![],
-            },
-        )
-        .await?;
-    let mut chain = vec![issuer.certificate.clone()];
-    chain.extend(issuer.chain.iter().cloned());
-    let certificate = if f.str("format") == "pem_bundle" {
-        std::iter::once(pem.clone())
+    crate::path_issue_sign::store_ca_cert(&c, &pem, &info, &issuer.issuer_id).await?;
+    let chain = issuer.ca_chain();
+    let certificate = match f.str("format").as_str() {
+        "pem_bundle" => std::iter::once(pem.clone())
             .chain(chain.iter().cloned())
             .collect::<Vec<_>>()
-            .join("\n")
-    } else {
-        pem.clone()
+            .join("\n"),
+        "der" => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        }
+        _ => pem.clone(),
     };
+    if f.i64("max_path_length") == 0 {
+        warnings.push("Max path length of the signed certificate is zero. This certificate cannot be used to issue intermediate CA certificates.".into());
+    }
     let mut r = Response::json(json!({
         "certificate": certificate,
         "issuing_ca": issuer.certificate,
@@ -324,57 +344,26 @@ async fn sign_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>
     Ok(Some(r))
 }
 
-fn import_response(imported: &[String], mapping: Map<String, Value>, key: Option<String>) -> Value {
+fn import_response(out: &issuers::Imported) -> Value {
+    let list = |v: &Vec<String>| {
+        if v.is_empty() {
+            Value::Null
+        } else {
+            json!(v)
+        }
+    };
+    let mapping: Map<String, Value> = out
+        .mapping
+        .iter()
+        .map(|(i, k)| (i.clone(), json!(k)))
+        .collect();
     json!({
-        "existing_issuers": Value::Null,
-        "existing_keys": Value::Null,
-        "imported_issuers": imported,
-        "imported_keys": key.map(|k| json!([k])).unwrap_or(Value::Null),
+        "existing_issuers": list(&out.existing_issuers),
+        "existing_keys": list(&out.existing_keys),
+        "imported_issuers": list(&out.imported_issuers),
+        "imported_keys": list(&out.imported_keys),
         "mapping": mapping,
     })
-}
-
-async fn install(
-    pki: &Pki,
-    c: &Ctx,
-    certs: Vec<Vec<u8>>,
-    key_pem: String,
-    key_id: String,
-    key_name: String,
-) -> CoreResult<Value> {
-    if c.storage.get(ISSUER).await?.is_some() {
-        return Err(CoreError::bad(
-            "this mount already has a CA; several issuers per mount are not supported yet (DELETE root first)",
-        ));
-    }
-    let first = certs
-        .first()
-        .ok_or_else(|| CoreError::bad("no certificate found in the input"))?;
-    let info = x509::cert_info(first).map_err(|e| CoreError::bad(e.to_string()))?;
-    if !info.is_ca {
-        return Err(CoreError::bad("the certificate is not a CA certificate"));
-    }
-    let entry = IssuerEntry {
-        issuer_id: uuid::Uuid::new_v4().to_string(),
-        issuer_name: String::new(),
-        key_id: key_id.clone(),
-        key_name,
-        certificate: x509::cert_pem(first),
-        private_key: key_pem,
-        chain: certs[1..].iter().map(|d| x509::cert_pem(d)).collect(),
-        serial_number: info.serial,
-        not_after: info.not_after,
-    };
-    pki.put(c, ISSUER, &entry).await?;
-    let mut imported = vec![entry.issuer_id.clone()];
-    let mut mapping = Map::new();
-    mapping.insert(entry.issuer_id.clone(), json!(key_id));
-    for _ in &certs[1..] {
-        let id = uuid::Uuid::new_v4().to_string();
-        mapping.insert(id.clone(), json!(""));
-        imported.push(id);
-    }
-    Ok(import_response(&imported, mapping, None))
 }
 
 async fn set_signed(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
@@ -383,64 +372,55 @@ async fn set_signed(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let first = certs
         .first()
         .ok_or_else(|| CoreError::bad("no certificate found in the input"))?;
-    let pending: PendingKey = c.storage.get_json(PENDING_KEY).await?.ok_or_else(|| {
-        CoreError::bad("no pending intermediate key: run intermediate/generate first")
-    })?;
-    if !x509::key_matches_cert(&pending.private_key, first)
-        .map_err(|e| CoreError::Internal(e.to_string()))?
-    {
+    // The signed certificate must belong to a key this mount holds.
+    let spki = x509::cert_spki(first).map_err(|e| CoreError::bad(e.to_string()))?;
+    let has_key = issuers::all_keys(&c).await?.iter().any(|k| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&k.spki)
+            .map(|s| s == spki)
+            .unwrap_or(false)
+    });
+    if !has_key {
         return Err(CoreError::bad(
-            "the certificate does not match the pending intermediate key",
+            "the certificate does not match any key of this mount: run intermediate/generate first",
         ));
     }
-    let out = install(
-        &pki,
-        &c,
-        certs,
-        pending.private_key.clone(),
-        pending.key_id.clone(),
-        pending.key_name.clone(),
-    )
-    .await?;
-    c.storage.delete(PENDING_KEY).await?;
-    Ok(Some(Response::json(out)))
+    let out = issuers::add(&pki, &c, &certs, vec![], "", "").await?;
+    Ok(Some(Response::json(import_response(&out))))
 }
 
 async fn import_bundle(pki: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Option<Response>> {
-    let (certs, key) = x509::split_bundle(&c.fields.str("pem_bundle"))
-        .map_err(|e| CoreError::bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(CoreError::bad("no certificate found in the pem_bundle"));
+    let bundle = c.fields.str("pem_bundle");
+    if bundle.trim().len() < 10 {
+        return Err(CoreError::bad("provided data for import was too short; perhaps a path was passed to the API rather than the contents of a PEM file"));
     }
-    let Some(key) = key else {
-        return Err(CoreError::bad(if with_key {
-            "the pem_bundle must contain the CA's private key (signet keeps one issuer with its key per mount)"
-        } else {
-            "importing a certificate without its key is not supported yet; use issuers/import/bundle with the key"
-        }));
-    };
-    if !with_key {
-        return Err(CoreError::bad(
-            "issuers/import/cert does not accept private keys; use issuers/import/bundle",
-        ));
-    }
-    match x509::key_matches_cert(&key, &certs[0]) {
-        Ok(true) => {}
-        Ok(false) => {
+    let (certs, key) = x509::split_bundle(&bundle).map_err(|e| CoreError::bad(e.to_string()))?;
+    let mut keys = Vec::new();
+    if let Some(pem) = key {
+        if !with_key {
             return Err(CoreError::bad(
-                "the private key does not match the certificate",
-            ))
+                "private keys found in the PEM bundle but not allowed by this endpoint",
+            ));
         }
-        Err(e) => return Err(CoreError::bad(e.to_string())),
+        let k = issuers::key_from_pem(&pem, String::new())?;
+        keys.push(k);
     }
-    let out = install(
-        &pki,
-        &c,
-        certs,
-        key,
-        uuid::Uuid::new_v4().to_string(),
-        String::new(),
-    )
-    .await?;
-    Ok(Some(Response::json(out)))
+    if certs.is_empty() && keys.is_empty() {
+        return Err(CoreError::bad("no data found in PEM bundle"));
+    }
+    if let (Some(k), Some(first)) = (keys.first(), certs.first()) {
+        if !x509::key_matches_cert(&k.private_key, first)
+            .map_err(|e| CoreError::bad(e.to_string()))?
+            && certs
+                .iter()
+                .all(|d| !x509::key_matches_cert(&k.private_key, d).unwrap_or(false))
+        {
+            return Err(CoreError::bad(
+                "the private key does not match any certificate in the bundle",
+            ));
+        }
+    }
+    let out = issuers::add(&pki, &c, &certs, keys, "", "").await?;
+    Ok(Some(Response::json(import_response(&out))))
 }

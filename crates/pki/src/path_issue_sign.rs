@@ -12,8 +12,9 @@ use signet_core::{CoreError, CoreResult, Operation, Response};
 use signet_crypto::x509::{self, CertSpec, KeyType};
 use signet_types::{format_go_duration, FieldType};
 
+use crate::issuers::{self, IssuerEntry};
 use crate::path_roles::{self, Role};
-use crate::storage::{cert_key, index_keys, CertRecord, IssuerEntry, ISSUER};
+use crate::storage::{cert_key, index_keys, CertRecord};
 use crate::Pki;
 use signet_storage::{Op, Storage};
 
@@ -46,7 +47,7 @@ fn common(spec: PathSpec<Pki>) -> PathSpec<Pki> {
     .field(Field::new(
         "other_sans",
         FieldType::CommaStringSlice,
-        "Not supported yet.",
+        "otherName SANs: <oid>;UTF8:<value> (allowed_other_sans).",
     ))
     .field(Field::new(
         "ttl",
@@ -86,7 +87,23 @@ fn common(spec: PathSpec<Pki>) -> PathSpec<Pki> {
     .field(Field::new(
         "issuer_ref",
         FieldType::String,
-        "Issuer to use (only the default issuer exists today).",
+        "Accepted for compatibility; the role's issuer_ref or the path's issuer applies.",
+    ))
+    .field(Field::new(
+        "not_after",
+        FieldType::String,
+        "Explicit expiry (RFC 3339), instead of ttl.",
+    ))
+    .field(Field::new("ref", FieldType::String, "Issuer reference."))
+    .field(Field::new(
+        "serial_number",
+        FieldType::String,
+        "The subject's serialNumber attribute (allowed_serial_numbers).",
+    ))
+    .field(Field::new(
+        "user_ids",
+        FieldType::CommaStringSlice,
+        "Accepted for compatibility.",
     ))
 }
 
@@ -118,6 +135,30 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
     vec![
         verbatim("sign-verbatim/:role"),
         verbatim("sign-verbatim"),
+        verbatim("issuer/:ref/sign-verbatim/:role"),
+        verbatim("issuer/:ref/sign-verbatim"),
+        common(PathSpec::new("issuer/:ref/issue/:role"))
+            .op(
+                Operation::Update,
+                "Issue a certificate and private key with this issuer.",
+                handler(|s, c| issue_or_sign(s, c, false)),
+            )
+            .help(
+                "Issue a certificate and key under a role, with a chosen issuer.",
+                "",
+            ),
+        common(PathSpec::new("issuer/:ref/sign/:role"))
+            .field(Field::new(
+                "csr",
+                FieldType::String,
+                "PEM certificate signing request.",
+            ))
+            .op(
+                Operation::Update,
+                "Sign a certificate signing request with this issuer.",
+                handler(|s, c| issue_or_sign(s, c, true)),
+            )
+            .help("Sign a CSR under a role, with a chosen issuer.", ""),
         common(PathSpec::new("issue/:role"))
             .op(
                 Operation::Update,
@@ -155,6 +196,35 @@ fn is_hostname(name: &str) -> bool {
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
+}
+
+/// `other_sans` entries: `<oid>;UTF8:<value>` (OpenBao accepts only UTF8 values too).
+fn parse_other_sans(list: &[String]) -> CoreResult<Vec<(String, String)>> {
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let (oid, rest) = s.split_once(';').ok_or_else(|| {
+                CoreError::bad(format!(
+                    "error parsing other_sans: expected <oid>;UTF8:<value>, got {s:?}"
+                ))
+            })?;
+            let value = rest
+                .strip_prefix("UTF8:")
+                .or_else(|| rest.strip_prefix("UTF-8:"))
+                .or_else(|| rest.strip_prefix("utf8:"))
+                .ok_or_else(|| {
+                    CoreError::bad(format!(
+                        "error parsing other_sans: only UTF8 values are supported, got {s:?}"
+                    ))
+                })?;
+            if !x509::is_oid(oid) {
+                return Err(CoreError::bad(format!(
+                    "error parsing other_sans: {oid:?} is not a valid OID"
+                )));
+            }
+            Ok((oid.trim().to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 fn glob(pattern: &str, value: &str) -> bool {
@@ -252,14 +322,37 @@ async fn issue_with(
     role: Role,
     role_name: String,
 ) -> CoreResult<Option<Response>> {
-    let issuer: IssuerEntry = pki
-        .get(&c, ISSUER)
-        .await?
-        .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
+    let issuer_ref = match c.param("ref") {
+        "" => role.issuer_ref.clone(),
+        r => r.to_string(),
+    };
+    let issuer = issuers::resolve_issuer(&pki, &c, &issuer_ref).await?;
+    issuer.require_usage("issuing-certificates")?;
     let f = &c.fields;
     let mut warnings = Vec::new();
-    if f.is_set("other_sans") && !f.strings("other_sans").is_empty() {
-        return Err(CoreError::bad("other_sans are not supported by signet yet"));
+    let other_sans = parse_other_sans(&f.strings("other_sans"))?;
+    for (oid, value) in &other_sans {
+        let full = format!("{oid};UTF8:{value}");
+        if !role
+            .allowed_other_sans
+            .iter()
+            .any(|p| p == "*" || glob(p, &full))
+        {
+            return Err(CoreError::bad(format!(
+                "requested other SAN does not match any allowed other SAN: {full}"
+            )));
+        }
+    }
+    let subject_serial = f.str("serial_number");
+    if !subject_serial.is_empty()
+        && !role
+            .allowed_serial_numbers
+            .iter()
+            .any(|p| p == "*" || glob(p, &subject_serial))
+    {
+        return Err(CoreError::bad(format!(
+            "serial_number {subject_serial} not allowed by this role"
+        )));
     }
 
     // Names: from the request, or (sign) from the CSR as the role decides.
@@ -324,10 +417,15 @@ async fn issue_with(
     if cn.is_empty() && role.require_cn {
         return Err(CoreError::bad("the common_name field is required, or must be provided in a CSR with \"use_csr_common_name\" set to true, unless \"require_cn\" is set to false"));
     }
-    if !cn.is_empty() && !name_allowed(&role, &cn) {
-        return Err(CoreError::bad(format!(
-            "common name {cn} not allowed by this role"
-        )));
+    let cn_checked = !role.cn_validations.iter().any(|v| v == "disabled");
+    if cn_checked && !cn.is_empty() {
+        let as_email = role.cn_validations.iter().any(|v| v == "email") && cn.contains('@');
+        let as_host = role.cn_validations.iter().any(|v| v == "hostname") && !cn.contains('@');
+        if !(as_email || as_host) || !name_allowed(&role, &cn) {
+            return Err(CoreError::bad(format!(
+                "common name {cn} not allowed by this role"
+            )));
+        }
     }
     for d in dns.iter().chain(emails.iter()) {
         if !name_allowed(&role, d) {
@@ -345,6 +443,18 @@ async fn issue_with(
                 .join(", ")
         )));
     }
+    if !role.allowed_ip_sans_cidr.is_empty() {
+        if let Some(bad) = ips.iter().find(|ip| {
+            !role
+                .allowed_ip_sans_cidr
+                .iter()
+                .any(|c| signet_core::token::cidr_contains(c, **ip))
+        }) {
+            return Err(CoreError::bad(format!(
+                "IP Subject Alternative Name {bad} is not within the allowed CIDRs of this role"
+            )));
+        }
+    }
     if !uris.is_empty()
         && !uris
             .iter()
@@ -352,7 +462,7 @@ async fn issue_with(
     {
         return Err(CoreError::bad("URI Subject Alternative Names were provided via the API which are not valid for this role"));
     }
-    let exclude_cn = f.bool("exclude_cn_from_sans");
+    let exclude_cn = f.bool("exclude_cn_from_sans") || !cn_checked && !is_hostname(&cn);
     if !cn.is_empty() && !exclude_cn {
         if cn.contains('@') {
             if !emails.contains(&cn) {
@@ -385,14 +495,12 @@ async fn issue_with(
         ttl = max_ttl;
     }
     let now = now_secs() as i64;
-    let not_after = now + ttl as i64;
-    if not_after > issuer.not_after {
-        return Err(CoreError::bad(format!(
-            "cannot satisfy request, as TTL would result in notAfter of {} that is beyond the expiration of the CA certificate at {}",
-            signet_core::token::rfc3339(not_after as u64),
-            signet_core::token::rfc3339(issuer.not_after as u64)
-        )));
-    }
+    let not_after = match f.str("not_after") {
+        s if !s.is_empty() => crate::path_root::parse_not_after(&s)?,
+        _ if !role.not_after.is_empty() => crate::path_root::parse_not_after(&role.not_after)?,
+        _ => now + ttl as i64,
+    };
+    let not_after = leaf_not_after(&issuer, not_after, now)?;
     let (usages, dropped) = x509::filter_key_usages(kt, &role.key_usage);
     if !dropped.is_empty() {
         warnings.push(format!(
@@ -401,7 +509,7 @@ async fn issue_with(
             kt.name()
         ));
     }
-    let urls = crate::path_root::urls(&pki, &c).await?;
+    let urls = crate::path_root::issuer_urls(&pki, &c, &issuer).await?;
     let serial = x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?;
     let spec = CertSpec {
         common_name: cn.clone(),
@@ -427,8 +535,21 @@ async fn issue_with(
         issuing_certificates: urls.issuing_certificates,
         crl_distribution_points: urls.crl_distribution_points,
         ocsp_servers: urls.ocsp_servers,
+        permitted_dns_domains: vec![],
+        extra_ekus: role
+            .ext_key_usage
+            .iter()
+            .filter_map(|n| x509::ext_key_usage_oid(n).map(String::from))
+            .chain(role.ext_key_usage_oids.iter().cloned())
+            .collect(),
+        policy_identifiers: role.policy_identifiers.clone(),
+        other_sans,
+        street_address: role.street_address.clone(),
+        postal_code: role.postal_code.clone(),
+        subject_serial_number: subject_serial,
+        leaf_basic_constraints: role.basic_constraints_valid_for_non_ca,
     };
-    let signer = pki.signer(&issuer)?;
+    let signer = issuers::signer(&pki, &c, &issuer).await?;
     let der = signer
         .sign(&spec, &spki)
         .map_err(|e| CoreError::bad(e.to_string()))?;
@@ -453,6 +574,7 @@ async fn issue_with(
             not_after: info.not_after,
             revoked_at: 0,
             names,
+            issuer_id: issuer.issuer_id.clone(),
         };
         let mut ops = vec![Op::Put(
             cert_key(&info.serial),
@@ -463,8 +585,7 @@ async fn issue_with(
         }
         c.storage.apply(ops).await?;
     }
-    let mut chain = vec![issuer.certificate.clone()];
-    chain.extend(issuer.chain.iter().cloned());
+    let mut chain = issuer.ca_chain();
     if f.bool("remove_roots_from_chain") {
         chain.retain(|p| {
             x509::cert_info(&crate::pem_der(p))
@@ -499,4 +620,59 @@ async fn issue_with(
     let mut r = Response::data(data);
     r.warnings = warnings;
     Ok(Some(r))
+}
+
+/// Applies the issuer's `leaf_not_after_behavior` to a leaf's notAfter.
+pub(crate) fn leaf_not_after(issuer: &IssuerEntry, not_after: i64, now: i64) -> CoreResult<i64> {
+    if not_after <= issuer.not_after {
+        return Ok(not_after);
+    }
+    match issuer.leaf_not_after_behavior.as_str() {
+        "permit" => Ok(not_after),
+        "truncate" if issuer.not_after > now => Ok(issuer.not_after),
+        "truncate" => Err(CoreError::bad(format!(
+            "cannot satisfy request, as NotAfter date {} is in the past",
+            signet_core::token::rfc3339(issuer.not_after.max(0) as u64)
+        ))),
+        _ => Err(CoreError::bad(format!(
+            "cannot satisfy request, as TTL would result in notAfter of {} that is beyond the expiration of the CA certificate at {}",
+            signet_core::token::rfc3339(not_after.max(0) as u64),
+            signet_core::token::rfc3339(issuer.not_after.max(0) as u64)
+        ))),
+    }
+}
+
+/// Records a CA certificate this mount generated or signed in the inventory (so it can be
+/// listed, fetched by serial and revoked), as OpenBao does.
+pub(crate) async fn store_ca_cert(
+    c: &Ctx,
+    pem: &str,
+    info: &x509::CertInfo,
+    issuer_id: &str,
+) -> CoreResult<()> {
+    let rec = CertRecord {
+        certificate: pem.to_string(),
+        role: String::new(),
+        requester: c
+            .meta
+            .token
+            .as_ref()
+            .map(|t| t.accessor.clone())
+            .unwrap_or_default(),
+        issued_at: now_secs() as i64,
+        common_name: info.common_name.clone(),
+        not_after: info.not_after,
+        revoked_at: 0,
+        names: vec![],
+        issuer_id: issuer_id.to_string(),
+    };
+    let mut ops = vec![Op::Put(
+        cert_key(&info.serial),
+        serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
+    )];
+    for k in index_keys(&info.serial, &rec.names, &rec.role, rec.not_after) {
+        ops.push(Op::Put(k, Vec::new()));
+    }
+    c.storage.apply(ops).await?;
+    Ok(())
 }

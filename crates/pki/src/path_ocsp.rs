@@ -13,7 +13,8 @@ use signet_crypto::ocsp::{self, Status};
 use signet_crypto::x509;
 use signet_types::FieldType;
 
-use crate::storage::{cert_key, CertRecord, IssuerEntry, RevokedEntry, ISSUER, REVOKED_PREFIX};
+use crate::issuers;
+use crate::storage::{cert_key, CertRecord, RevokedEntry, REVOKED_PREFIX};
 use crate::Pki;
 
 pub fn specs() -> Vec<PathSpec<Pki>> {
@@ -79,12 +80,24 @@ async fn answer(pki: Arc<Pki>, c: &Ctx, der: &[u8]) -> CoreResult<Option<Respons
     let Ok(req) = ocsp::parse_request(der) else {
         return Ok(reply(ocsp::error_response(1)));
     };
-    let issuer: Option<IssuerEntry> = c.storage.get_json(ISSUER).await?;
-    let Some(issuer) = issuer else {
+    // The responder is the issuer the (first) query names; queries for other issuers are
+    // answered unknown.
+    let all: Vec<_> = issuers::all_issuers(&pki, c)
+        .await?
+        .into_iter()
+        .filter(|i| !i.key_id.is_empty() && i.has_usage("ocsp-signing"))
+        .collect();
+    let Some(issuer) = req
+        .queries
+        .first()
+        .and_then(|q| all.iter().find(|i| ocsp::query_is_for(q, &i.der())))
+        .or_else(|| all.first())
+        .cloned()
+    else {
         return Ok(reply(ocsp::error_response(6)));
     };
-    let ca_der = crate::pem_der(&issuer.certificate);
-    let Ok(signer) = pki.signer(&issuer) else {
+    let ca_der = issuer.der();
+    let Ok(signer) = issuers::signer(&pki, c, &issuer).await else {
         return Ok(reply(ocsp::error_response(2)));
     };
     let mut answers = Vec::new();

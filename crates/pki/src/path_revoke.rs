@@ -17,8 +17,9 @@ use signet_crypto::x509::{self, Revoked};
 use signet_storage::{Op, Storage};
 use signet_types::FieldType;
 
+use crate::issuers::{self, IssuerEntry};
 use crate::storage::{
-    cert_key, CertRecord, CrlState, IssuerEntry, RevokedEntry, CRL_STATE, ISSUER, REVOKED_PREFIX,
+    cert_key, CertRecord, CrlState, RevokedEntry, CRL_EPOCH, CRL_STATE, REVOKED_PREFIX,
 };
 use crate::Pki;
 
@@ -57,6 +58,40 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
         crl("crl", Form::Der),
         crl("crl/pem", Form::Pem),
         crl("cert/crl", Form::Json),
+        crl("issuer/:ref/crl", Form::IssuerJson),
+        crl("issuer/:ref/crl/der", Form::Der),
+        crl("issuer/:ref/crl/pem", Form::Pem),
+        PathSpec::new("revoke-with-key")
+            .field(Field::new(
+                "serial_number",
+                FieldType::String,
+                "Serial number of the certificate to revoke.",
+            ))
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "The PEM certificate to revoke.",
+            ))
+            .field(Field::new(
+                "private_key",
+                FieldType::String,
+                "The certificate's private key, proving possession.",
+            ))
+            .op(
+                Operation::Update,
+                "Revoke a certificate, proving possession of its key.",
+                handler(revoke_with_key),
+            )
+            .help("Revoke a certificate with its private key.", ""),
+        PathSpec::new("issuer/:ref/revoke")
+            .field(Field::new("ref", FieldType::String, "Issuer reference."))
+            .op(
+                Operation::Update,
+                "Revoke an issuer.",
+                handler(revoke_issuer),
+            )
+            .help("Revoke an issuer.", "")
+            .sudo(),
         PathSpec::new("crl/rotate")
             .op(Operation::Read, "Rebuild the CRL now.", handler(rotate))
             .help("Force a CRL rebuild.", ""),
@@ -68,17 +103,37 @@ enum Form {
     Der,
     Pem,
     Json,
+    IssuerJson,
 }
 
-async fn revoke(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let issuer: IssuerEntry = c
-        .storage
-        .get_json(ISSUER)
+/// The issuer of a certificate among the mount's issuers.
+async fn issuer_of(pki: &Pki, c: &Ctx, der: &[u8]) -> CoreResult<Option<IssuerEntry>> {
+    Ok(issuers::all_issuers(pki, c)
         .await?
-        .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
+        .into_iter()
+        .find(|i| x509::issued_by(der, &i.der())))
+}
+
+/// Marks every CRL stale: one small write, in the same batch as the revocation.
+fn crl_stale_op() -> Op {
+    Op::Put(
+        CRL_EPOCH.into(),
+        uuid::Uuid::new_v4().to_string().into_bytes(),
+    )
+}
+
+async fn revoke(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    revoke_inner(pki, c, false).await
+}
+
+async fn revoke_with_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    revoke_inner(pki, c, true).await
+}
+
+async fn revoke_inner(pki: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Option<Response>> {
     let serial_in = c.fields.str("serial_number");
     let pem_in = c.fields.str("certificate");
-    let (serial, pem) = match (serial_in.is_empty(), pem_in.is_empty()) {
+    let (serial, der) = match (serial_in.is_empty(), pem_in.is_empty()) {
         (false, true) => {
             let bytes =
                 x509::serial_bytes(&serial_in).map_err(|e| CoreError::bad(e.to_string()))?;
@@ -88,74 +143,172 @@ async fn revoke(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
             let (certs, _) =
                 x509::split_bundle(&pem_in).map_err(|e| CoreError::bad(e.to_string()))?;
             let der = certs
-                .first()
+                .into_iter()
+                .next()
                 .ok_or_else(|| CoreError::bad("no certificate found in 'certificate'"))?;
-            let ca_der = crate::pem_der(&issuer.certificate);
-            if !x509::issued_by(der, &ca_der) {
-                return Err(CoreError::bad(
-                    "the certificate was not issued by this mount's CA",
-                ));
-            }
-            let info = x509::cert_info(der).map_err(|e| CoreError::bad(e.to_string()))?;
-            (info.serial, Some(x509::cert_pem(der)))
+            let info = x509::cert_info(&der).map_err(|e| CoreError::bad(e.to_string()))?;
+            (info.serial, Some(der))
         }
-        _ => {
+        (false, false) => {
             return Err(CoreError::bad(
-                "exactly one of serial_number or certificate must be given",
+                "must provide either the certificate or the serial to revoke; not both",
+            ))
+        }
+        (true, true) => {
+            return Err(CoreError::bad(
+                "must provide either the certificate or the serial to revoke",
             ))
         }
     };
-    if serial == issuer.serial_number {
-        return Err(CoreError::bad(
-            "adding the CA's own certificate to its CRL is not allowed",
-        ));
-    }
     let key = cert_key(&serial);
     let rec: Option<CertRecord> = c.storage.get_json(&key).await?;
-    let now = now_secs() as i64;
-    let mut ops = Vec::new();
-    let revoked_at = match (&rec, &pem) {
-        (Some(r), _) if r.revoked_at > 0 => r.revoked_at,
-        (Some(r), _) => {
-            let mut r = r.clone();
-            r.revoked_at = now;
-            ops.push(Op::Put(
-                key.clone(),
-                serde_json::to_vec(&r).map_err(|e| CoreError::Internal(e.to_string()))?,
+    // The certificate itself: from the request, or from the inventory.
+    let cert_der = match (&der, &rec) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(r)) => Some(crate::pem_der(&r.certificate)),
+        (None, None) => None,
+    };
+    if with_key {
+        let key_pem = c.fields.str("private_key");
+        if key_pem.trim().is_empty() {
+            return Err(CoreError::bad(
+                "must provide private key to revoke-with-key",
             ));
-            now
         }
-        (None, Some(_)) => now,
+        let Some(d) = &cert_der else {
+            return Err(CoreError::bad(format!(
+                "certificate with serial {serial} not found"
+            )));
+        };
+        match x509::key_matches_cert(&key_pem, d) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(CoreError::bad(
+                    "failed to validate private key match: public keys do not match",
+                ))
+            }
+            Err(e) => return Err(CoreError::bad(format!("failed to parse private key: {e}"))),
+        }
+    }
+    let issuer = match (&rec, &cert_der) {
+        (Some(r), _) if !r.issuer_id.is_empty() => {
+            issuers::find_issuer(&pki, &c, &r.issuer_id).await?
+        }
+        (_, Some(d)) => issuer_of(&pki, &c, d).await?,
+        _ => None,
+    };
+    if der.is_some() && issuer.is_none() {
+        return Err(CoreError::bad(
+            "unable to revoke certificate: it was not issued by any issuer of this mount",
+        ));
+    }
+    if issuers::all_issuers(&pki, &c)
+        .await?
+        .iter()
+        .any(|i| i.serial_number == serial)
+    {
+        return Err(CoreError::bad(format!(
+            "adding issuer (serial {serial}) to its own CRL is not allowed; use issuer/:ref/revoke"
+        )));
+    }
+    let now = now_secs() as i64;
+    let revoked_at = match (&rec, &der) {
+        (Some(r), _) if r.revoked_at > 0 => {
+            // Already revoked: report the original time, change nothing.
+            return Ok(Some(revoked_response(r.revoked_at)));
+        }
+        (Some(_), _) | (None, Some(_)) => now,
         (None, None) => {
             return Err(CoreError::bad(format!(
                 "certificate with serial {serial} not found"
             )))
         }
     };
-    if ops.is_empty() && rec.is_some() {
-        // Already revoked: report the original time, change nothing.
-    } else {
+    if rec.is_none() {
+        // A no_store certificate revoked by PEM: revoked twice reports the first time.
+        let existing: Option<RevokedEntry> = c
+            .storage
+            .get_json(&format!("{REVOKED_PREFIX}{}", serial.replace(':', "-")))
+            .await?;
+        if let Some(e) = existing {
+            return Ok(Some(revoked_response(e.revoked_at)));
+        }
+    }
+    let mut ops = Vec::new();
+    if let Some(r) = &rec {
+        let mut r = r.clone();
+        r.revoked_at = now;
+        ops.push(Op::Put(
+            key.clone(),
+            serde_json::to_vec(&r).map_err(|e| CoreError::Internal(e.to_string()))?,
+        ));
+    }
+    let entry = RevokedEntry {
+        serial: serial.clone(),
+        revoked_at,
+        issuer_id: issuer.map(|i| i.issuer_id).unwrap_or_default(),
+    };
+    ops.push(Op::Put(
+        format!("{REVOKED_PREFIX}{}", serial.replace(':', "-")),
+        serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
+    ));
+    ops.push(crl_stale_op());
+    c.storage.apply(ops).await?;
+    Ok(Some(revoked_response(revoked_at)))
+}
+
+fn revoked_response(at: i64) -> Response {
+    Response::json(json!({
+        "revocation_time": at,
+        "revocation_time_rfc3339": rfc3339(at.max(0) as u64),
+        "state": "revoked",
+    }))
+}
+
+/// `issuer/:ref/revoke`: the issuer stops issuing, and its serial goes onto the CRL of the
+/// issuer above it when that issuer is in this mount.
+async fn revoke_issuer(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let mut i = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
+    if i.revoked {
+        return Ok(Some(Response::json(crate::path_issuers::issuer_json(&i))));
+    }
+    let der = i.der();
+    let parent = issuers::all_issuers(&pki, &c)
+        .await?
+        .into_iter()
+        .find(|p| p.issuer_id != i.issuer_id && x509::issued_by(&der, &p.der()));
+    let self_signed = x509::cert_info(&der)
+        .map(|x| x.self_signed)
+        .unwrap_or(false);
+    let now = now_secs() as i64;
+    i.revoked = true;
+    i.revocation_time = now;
+    i.usage.retain(|u| u != "issuing-certificates");
+    let mut ops = vec![crl_stale_op()];
+    if !self_signed {
         let entry = RevokedEntry {
-            serial: serial.clone(),
-            revoked_at,
+            serial: i.serial_number.clone(),
+            revoked_at: now,
+            issuer_id: parent.map(|p| p.issuer_id).unwrap_or_default(),
         };
         ops.push(Op::Put(
-            format!("{REVOKED_PREFIX}{}", serial.replace(':', "-")),
+            format!("{REVOKED_PREFIX}{}", i.serial_number.replace(':', "-")),
             serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
         ));
-        let mut state: CrlState = c.storage.get_json(CRL_STATE).await?.unwrap_or_default();
-        state.dirty = true;
-        ops.push(Op::Put(
-            CRL_STATE.into(),
-            serde_json::to_vec(&state).map_err(|e| CoreError::Internal(e.to_string()))?,
-        ));
-        c.storage.apply(ops).await?;
     }
-    Ok(Some(Response::json(json!({
-        "revocation_time": revoked_at,
-        "revocation_time_rfc3339": rfc3339(revoked_at as u64),
-        "state": "revoked",
-    }))))
+    let key = cert_key(&i.serial_number);
+    if let Some(mut r) = c.storage.get_json::<CertRecord>(&key).await? {
+        r.revoked_at = now;
+        ops.push(Op::Put(
+            key,
+            serde_json::to_vec(&r).map_err(|e| CoreError::Internal(e.to_string()))?,
+        ));
+    }
+    let saved = issuers::save_issuer(&pki, &c, i).await?;
+    c.storage.apply(ops).await?;
+    Ok(Some(Response::json(crate::path_issuers::issuer_json(
+        &saved,
+    ))))
 }
 
 async fn list_revoked(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
@@ -168,30 +321,38 @@ async fn list_revoked(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     )))
 }
 
-/// The current CRL, rebuilt when stale.
-async fn current_crl(pki: &Pki, c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
-    let issuer: IssuerEntry = c
+/// The current CRL of an issuer, rebuilt when stale.
+pub(crate) async fn current_crl(
+    pki: &Pki,
+    c: &Ctx,
+    issuer: &IssuerEntry,
+    force: bool,
+) -> CoreResult<Vec<u8>> {
+    let state_key = format!("{CRL_STATE}/{}", issuer.issuer_id);
+    let state: CrlState = c.storage.get_json(&state_key).await?.unwrap_or_default();
+    let epoch = c
         .storage
-        .get_json(ISSUER)
+        .get(CRL_EPOCH)
         .await?
-        .ok_or_else(|| CoreError::bad("no default issuer currently configured"))?;
-    let state: CrlState = c.storage.get_json(CRL_STATE).await?.unwrap_or_default();
+        .map(|v| String::from_utf8_lossy(&v).to_string())
+        .unwrap_or_default();
     let cfg = crate::path_config_crl::crl_config(c).await?;
     let expiry = cfg.expiry as i64;
     let now = now_secs() as i64;
-    let fresh = !state.der.is_empty() && !state.dirty && now < state.built_at + expiry / 2;
+    let fresh = !state.der.is_empty() && state.epoch == epoch && now < state.built_at + expiry / 2;
     if fresh && !force {
         return base64::engine::general_purpose::STANDARD
             .decode(&state.der)
             .map_err(|e| CoreError::Internal(format!("stored CRL: {e}")));
     }
+    let default_id = issuers::issuers_config(pki, c).await?.default;
     // A disabled CRL is served empty, as Vault does.
     let revoked = if cfg.disable {
         Vec::new()
     } else {
-        revoked_entries(c).await?
+        revoked_entries(c, &issuer.issuer_id, issuer.issuer_id == default_id).await?
     };
-    let signer = pki.signer(&issuer)?;
+    let signer = issuers::signer(pki, c, issuer).await?;
     let number = state.number + 1;
     let der = x509::build_crl(&signer, number, now - 30, now + expiry, &revoked)
         .map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -200,13 +361,15 @@ async fn current_crl(pki: &Pki, c: &Ctx, force: bool) -> CoreResult<Vec<u8>> {
         built_at: now,
         der: base64::engine::general_purpose::STANDARD.encode(&der),
         dirty: false,
+        epoch,
     };
-    c.storage.put_json(CRL_STATE, &new_state).await?;
+    c.storage.put_json(&state_key, &new_state).await?;
     Ok(der)
 }
 
-/// Every revoked serial, paged through the index.
-async fn revoked_entries(c: &Ctx) -> CoreResult<Vec<Revoked>> {
+/// Every serial revoked under `issuer_id` (and, for the default issuer, those recorded
+/// without an issuer), paged through the index.
+async fn revoked_entries(c: &Ctx, issuer_id: &str, is_default: bool) -> CoreResult<Vec<Revoked>> {
     let mut revoked = Vec::new();
     let mut after = String::new();
     loop {
@@ -218,6 +381,9 @@ async fn revoked_entries(c: &Ctx) -> CoreResult<Vec<Revoked>> {
             let e: Option<RevokedEntry> =
                 c.storage.get_json(&format!("{REVOKED_PREFIX}{k}")).await?;
             if let Some(e) = e {
+                if e.issuer_id != issuer_id && !(e.issuer_id.is_empty() && is_default) {
+                    continue;
+                }
                 if let Ok(serial) = x509::serial_bytes(&e.serial) {
                     revoked.push(Revoked {
                         serial,
@@ -231,7 +397,8 @@ async fn revoked_entries(c: &Ctx) -> CoreResult<Vec<Revoked>> {
 }
 
 async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Response>> {
-    let der = current_crl(&pki, &c, false).await?;
+    let issuer = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
+    let der = current_crl(&pki, &c, &issuer, false).await?;
     let pem = x509::pem_block("X509 CRL", &der);
     Ok(Some(match form {
         Form::Der => Response {
@@ -253,10 +420,16 @@ async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Respo
         Form::Json => Response::json(
             json!({"certificate": pem, "revocation_time": 0, "revocation_time_rfc3339": ""}),
         ),
+        Form::IssuerJson => Response::json(json!({"crl": pem})),
     }))
 }
 
 async fn rotate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    current_crl(&pki, &c, true).await?;
+    for issuer in issuers::all_issuers(&pki, &c).await? {
+        if issuer.key_id.is_empty() || !issuer.has_usage("crl-signing") {
+            continue;
+        }
+        current_crl(&pki, &c, &issuer, true).await?;
+    }
     Ok(Some(Response::json(json!({"success": true}))))
 }

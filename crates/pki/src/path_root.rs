@@ -8,10 +8,10 @@ use signet_core::framework::{handler, Ctx, Field, PathSpec};
 use signet_core::token::now_secs;
 use signet_core::{CoreError, CoreResult, Operation, Response};
 use signet_crypto::x509::{self, CertSpec, KeyType};
-use signet_storage::Storage;
 use signet_types::FieldType;
 
-use crate::storage::{IssuerEntry, UrlsConfig, CONFIG_URLS, ISSUER};
+use crate::issuers;
+use crate::storage::{UrlsConfig, CONFIG_URLS};
 use crate::Pki;
 
 fn ca_fields(spec: PathSpec<Pki>) -> PathSpec<Pki> {
@@ -86,6 +86,36 @@ fn ca_fields(spec: PathSpec<Pki>) -> PathSpec<Pki> {
             "private_key_format",
             FieldType::String,
             "Accepted; keys are PKCS#8.",
+        ))
+        .field(Field::new(
+            "key_ref",
+            FieldType::String,
+            "The key to use with type existing (id, name or default).",
+        ))
+        .field(Field::new(
+            "not_after",
+            FieldType::String,
+            "Explicit expiry (RFC 3339), instead of ttl.",
+        ))
+        .field(Field::new(
+            "not_before_duration",
+            FieldType::DurationSecond,
+            "Backdating of notBefore (30s).",
+        ))
+        .field(Field::new(
+            "serial_number",
+            FieldType::String,
+            "Accepted for compatibility (subject serialNumber is not set).",
+        ))
+        .field(Field::new(
+            "signature_bits",
+            FieldType::Int,
+            "Accepted for compatibility.",
+        ))
+        .field(Field::new(
+            "use_pss",
+            FieldType::Bool,
+            "Accepted for compatibility.",
         ));
     for f in [
         "organization",
@@ -93,6 +123,8 @@ fn ca_fields(spec: PathSpec<Pki>) -> PathSpec<Pki> {
         "country",
         "locality",
         "province",
+        "street_address",
+        "postal_code",
         "permitted_dns_domains",
     ] {
         s = s.field(Field::new(
@@ -120,6 +152,50 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
                 handler(generate_root),
             )
             .help("Generate a root CA.", ""),
+        ca_fields(PathSpec::new("root/rotate/:type"))
+            .op(
+                Operation::Update,
+                "Generate a new root CA (not made the default).",
+                handler(generate_root),
+            )
+            .help("Generate a root CA beside the current one.", ""),
+        PathSpec::new("root/sign-self-issued")
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "PEM of the self-issued CA certificate to re-sign.",
+            ))
+            .field(Field::new(
+                "require_matching_certificate_algorithms",
+                FieldType::Bool,
+                "Refuse when the key algorithms differ.",
+            ))
+            .op(
+                Operation::Update,
+                "Re-sign a self-issued CA certificate with this mount's issuer.",
+                handler(sign_self_issued),
+            )
+            .help("Sign a self-issued certificate.", "")
+            .sudo(),
+        PathSpec::new("issuer/:ref/sign-self-issued")
+            .field(Field::new("ref", FieldType::String, "Issuer reference."))
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "PEM of the self-issued CA certificate to re-sign.",
+            ))
+            .field(Field::new(
+                "require_matching_certificate_algorithms",
+                FieldType::Bool,
+                "Refuse when the key algorithms differ.",
+            ))
+            .op(
+                Operation::Update,
+                "Re-sign a self-issued CA certificate with this issuer.",
+                handler(sign_self_issued),
+            )
+            .help("Sign a self-issued certificate.", "")
+            .sudo(),
         PathSpec::new("root")
             .op(
                 Operation::Delete,
@@ -179,25 +255,54 @@ pub async fn urls(pki: &Pki, c: &Ctx) -> CoreResult<UrlsConfig> {
     Ok(pki.get(c, CONFIG_URLS).await?.unwrap_or_default())
 }
 
+/// The AIA URLs of certificates an issuer signs: its own when it has any, else the mount's.
+pub async fn issuer_urls(
+    pki: &Pki,
+    c: &Ctx,
+    issuer: &issuers::IssuerEntry,
+) -> CoreResult<UrlsConfig> {
+    if issuer.has_own_urls() {
+        return Ok(UrlsConfig {
+            issuing_certificates: issuer.issuing_certificates.clone(),
+            crl_distribution_points: issuer.crl_distribution_points.clone(),
+            ocsp_servers: issuer.ocsp_servers.clone(),
+        });
+    }
+    urls(pki, c).await
+}
+
+/// The key a CA generation uses: new (`internal`, `exported`) or the mount's (`existing`).
+pub(crate) fn generation_key(
+    c: &Ctx,
+    kind: &str,
+) -> CoreResult<Option<(KeyType, issuers::KeyEntry)>> {
+    match kind {
+        "internal" | "exported" | "kms" if kind != "kms" => {
+            let f = &c.fields;
+            let kt = KeyType::parse(&f.str("key_type"), f.u64("key_bits"))
+                .map_err(|e| CoreError::bad(e.to_string()))?;
+            Ok(Some((kt, issuers::new_key(kt, f.str("key_name"))?)))
+        }
+        "existing" => Ok(None),
+        _ => Err(CoreError::bad(format!(
+            "invalid type {kind:?}: use internal, exported or existing"
+        ))),
+    }
+}
+
 async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let kind = c.param("type").to_string();
-    if !matches!(kind.as_str(), "internal" | "exported") {
-        return Err(CoreError::bad(format!(
-            "invalid type {kind:?}: use internal or exported"
-        )));
-    }
     let f = &c.fields;
     let cn = f.str("common_name");
-    if cn.is_empty() {
-        return Err(CoreError::bad("the common_name field is required"));
-    }
-    if c.storage.get(ISSUER).await?.is_some() {
-        return Err(CoreError::bad(
-            "this mount already has a CA; several issuers per mount are not supported yet (DELETE root first, or mount another pki engine)",
-        ));
-    }
-    let kt = KeyType::parse(&f.str("key_type"), f.u64("key_bits"))
-        .map_err(|e| CoreError::bad(e.to_string()))?;
+    issuers::check_name(&f.str("issuer_name"), "issuer")?;
+    let (kt, key) = match generation_key(&c, &kind)? {
+        Some(k) => k,
+        None => {
+            let key = issuers::resolve_key(&pki, &c, &f.str("key_ref")).await?;
+            let kt = KeyType::parse(&key.key_type, 0).map_err(|e| CoreError::bad(e.to_string()))?;
+            (kt, key)
+        }
+    };
     let mut warnings = Vec::new();
     let mut ttl = if f.u64("ttl") > 0 {
         f.u64("ttl")
@@ -210,6 +315,7 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let now = now_secs() as i64;
     let mut dns = f.strings("alt_names");
     if !f.bool("exclude_cn_from_sans")
+        && !cn.is_empty()
         && !cn.contains(' ')
         && !dns.contains(&cn)
         && !cn.contains('@')
@@ -217,6 +323,10 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         dns.insert(0, cn.clone());
     }
     let urls = urls(&pki, &c).await?;
+    let not_after = match f.str("not_after") {
+        s if s.is_empty() => now + ttl as i64,
+        s => parse_not_after(&s)?,
+    };
     let spec = CertSpec {
         common_name: cn.clone(),
         organization: f.strings("organization"),
@@ -224,14 +334,22 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         country: f.strings("country"),
         locality: f.strings("locality"),
         province: f.strings("province"),
+        street_address: f.strings("street_address"),
+        postal_code: f.strings("postal_code"),
         dns,
         ips: parse_ips(&f.strings("ip_sans"))?,
         uris: f.strings("uri_sans"),
-        not_before: now - 30,
-        not_after: now + ttl as i64,
+        not_before: now
+            - if f.is_set("not_before_duration") {
+                f.u64("not_before_duration") as i64
+            } else {
+                30
+            },
+        not_after,
         serial: x509::random_serial().map_err(|e| CoreError::Internal(e.to_string()))?,
         is_ca: true,
         max_path_length: f.i64("max_path_length"),
+        permitted_dns_domains: f.strings("permitted_dns_domains"),
         key_usages: vec![
             x509::KeyUsage::KeyCertSign,
             x509::KeyUsage::CrlSign,
@@ -242,37 +360,53 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         ocsp_servers: urls.ocsp_servers.clone(),
         ..Default::default()
     };
-    let key = x509::generate_key(kt).map_err(|e| CoreError::Internal(e.to_string()))?;
-    let der = x509::self_signed(&spec, &key).map_err(|e| CoreError::bad(e.to_string()))?;
+    let (kp, _) =
+        x509::load_key(&key.private_key).map_err(|e| CoreError::Internal(e.to_string()))?;
+    let der = x509::self_signed(&spec, &kp).map_err(|e| CoreError::bad(e.to_string()))?;
     let info = x509::cert_info(&der).map_err(|e| CoreError::Internal(e.to_string()))?;
     let pem = x509::cert_pem(&der);
-    let key_pem = key.serialize_pem();
-    let entry = IssuerEntry {
-        issuer_id: uuid::Uuid::new_v4().to_string(),
-        issuer_name: f.str("issuer_name"),
-        key_id: uuid::Uuid::new_v4().to_string(),
-        key_name: f.str("key_name"),
-        certificate: pem.clone(),
-        private_key: key_pem.clone(),
-        chain: vec![],
-        serial_number: info.serial.clone(),
-        not_after: info.not_after,
-    };
-    pki.put(&c, ISSUER, &entry).await?;
+    let key_pem = key.private_key.clone();
+    let key_id = key.key_id.clone();
+    let key_name = key.key_name.clone();
+    let imported = issuers::add(
+        &pki,
+        &c,
+        std::slice::from_ref(&der),
+        vec![key],
+        &f.str("issuer_name"),
+        &f.str("key_name"),
+    )
+    .await?;
+    let issuer_id = imported
+        .imported_issuers
+        .first()
+        .cloned()
+        .ok_or_else(|| CoreError::Internal("the new issuer was not recorded".into()))?;
+    crate::path_issue_sign::store_ca_cert(&c, &pem, &info, &issuer_id).await?;
     if urls.issuing_certificates.is_empty()
         && urls.crl_distribution_points.is_empty()
         && urls.ocsp_servers.is_empty()
     {
         warnings.push("This mount hasn't configured any authority information access (AIA) fields; this may make it harder for systems to find missing certificates in the chain or to validate revocation status of certificates. Consider updating /config/urls or the newly generated issuer with this information.".into());
     }
+    if f.i64("max_path_length") == 0 {
+        warnings.push("Max path length of the generated certificate is zero. This certificate cannot be used to issue intermediate CA certificates.".into());
+    }
     let mut data = Map::new();
-    data.insert("certificate".into(), json!(pem));
+    let certificate = match f.str("format").as_str() {
+        "der" => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        }
+        _ => pem.clone(),
+    };
+    data.insert("certificate".into(), json!(certificate));
     data.insert("expiration".into(), json!(info.not_after));
-    data.insert("issuer_id".into(), json!(entry.issuer_id));
-    data.insert("issuer_name".into(), json!(entry.issuer_name));
-    data.insert("issuing_ca".into(), json!(pem));
-    data.insert("key_id".into(), json!(entry.key_id));
-    data.insert("key_name".into(), json!(entry.key_name));
+    data.insert("issuer_id".into(), json!(issuer_id));
+    data.insert("issuer_name".into(), json!(f.str("issuer_name")));
+    data.insert("issuing_ca".into(), json!(certificate));
+    data.insert("key_id".into(), json!(key_id));
+    data.insert("key_name".into(), json!(key_name));
     data.insert("serial_number".into(), json!(info.serial));
     if kind == "exported" {
         data.insert("private_key".into(), json!(key_pem));
@@ -283,9 +417,58 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     Ok(Some(r))
 }
 
+/// `not_after` (RFC 3339) to epoch seconds.
+pub(crate) fn parse_not_after(s: &str) -> CoreResult<i64> {
+    x509::parse_time(s).ok_or_else(|| {
+        CoreError::bad(format!(
+            "parsing time {s:?} as \"2006-01-02T15:04:05Z07:00\": cannot parse"
+        ))
+    })
+}
+
+async fn sign_self_issued(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let issuer = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
+    issuer.require_usage("issuing-certificates")?;
+    let (certs, _) = x509::split_bundle(&c.fields.str("certificate"))
+        .map_err(|_| CoreError::bad("certificate could not be PEM-decoded"))?;
+    if certs.len() != 1 {
+        return Err(CoreError::bad(format!(
+            "{} certificates found in PEM file, expected 1",
+            certs.len()
+        )));
+    }
+    let info = x509::cert_info(&certs[0])
+        .map_err(|e| CoreError::bad(format!("error parsing certificate: {e}")))?;
+    if !info.is_ca {
+        return Err(CoreError::bad("given certificate is not a CA certificate"));
+    }
+    if !info.self_signed {
+        return Err(CoreError::bad("given certificate is not self-issued"));
+    }
+    let signer = issuers::signer(&pki, &c, &issuer).await?;
+    if c.fields.bool("require_matching_certificate_algorithms") {
+        let theirs = x509::cert_spki(&certs[0])
+            .and_then(|s| x509::key_type_of_spki(&s))
+            .map_err(|e| CoreError::bad(e.to_string()))?;
+        if theirs.name() != signer.key_type.name() {
+            return Err(CoreError::bad(
+                "cannot sign a self-issued certificate with a key of a different type when require_matching_certificate_algorithms is set",
+            ));
+        }
+    }
+    let der = x509::resign(&signer, &certs[0]).map_err(|e| CoreError::bad(e.to_string()))?;
+    let pem = x509::cert_pem(&der);
+    Ok(Some(Response::json(json!({
+        "certificate": pem,
+        "issuing_ca": issuer.certificate,
+    }))))
+}
+
 async fn delete_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    pki.delete(&c, ISSUER).await?;
-    Ok(None)
+    issuers::delete_all(&pki, &c).await?;
+    let mut r = Response::default();
+    r.warnings.push("DELETE /root deletes all keys and issuers; prefer the new DELETE /key/:key_ref and DELETE /issuer/:issuer_ref for finer granularity, unless removal of all keys and issuers is desired.".into());
+    Ok(Some(r))
 }
 
 async fn read_urls(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
