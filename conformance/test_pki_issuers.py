@@ -218,3 +218,45 @@ def test_per_issuer_crl_and_issuer_revocation(target):
     assert data["revoked"] is True and data["revocation_time"] > 0
     r = target.req("POST", f"{pki}/issuer/{int_id}/issue/web", json_body={"common_name": "y.example.com"})
     assert r.status_code in (400, 500)
+
+
+def test_delta_crl(target):
+    pki = mount_pki(target)
+    root = write(target, f"{pki}/root/generate/internal", common_name="Root", key_type="ec")["data"]
+    write(target, f"{pki}/config/crl", auto_rebuild=True, enable_delta=True)
+    write(target, f"{pki}/roles/web", allow_any_name=True, key_type="ec", max_ttl="1h")
+    leaf = write(target, f"{pki}/issue/web", common_name="x.example.com")["data"]
+    assert target.req("GET", f"{pki}/crl/rotate").status_code == 200
+    write(target, f"{pki}/revoke", serial_number=leaf["serial_number"])
+    r = target.req("GET", f"{pki}/crl/rotate-delta")
+    assert r.status_code == 200, r.text
+    d = tempfile.mkdtemp()
+    with open(os.path.join(d, "ca.pem"), "w") as f:
+        f.write(root["certificate"] + "\n")
+    raw = target.req("GET", f"{pki}/crl/delta", token=None)
+    assert raw.status_code == 200 and raw.headers["Content-Type"] == "application/pkix-crl"
+    with open(os.path.join(d, "delta.der"), "wb") as f:
+        f.write(raw.content)
+    t = subprocess.run(["openssl", "crl", "-inform", "der", "-in", "delta.der", "-CAfile", "ca.pem", "-noout", "-text"],
+                       cwd=d, capture_output=True, text=True)
+    assert t.returncode == 0 and "verify OK" in (t.stdout + t.stderr), t.stdout + t.stderr
+    assert "Delta CRL Indicator" in t.stdout
+    assert leaf["serial_number"].replace(":", "").upper() in t.stdout.replace(":", "").upper()
+    pem = target.req("GET", f"{pki}/crl/delta/pem", token=None).text
+    assert "BEGIN X509 CRL" in pem
+    j = target.req("GET", f"{pki}/cert/delta-crl", token=None).json()["data"]
+    assert "BEGIN X509 CRL" in j["certificate"]
+    j = target.req("GET", f"{pki}/issuer/default/crl/delta", token=None).json()["data"]
+    assert "BEGIN X509 CRL" in j["crl"]
+
+
+def test_auto_tidy_config(target):
+    pki = mount_pki(target)
+    cfg = target.req("GET", f"{pki}/config/auto-tidy").json()["data"]
+    for k, v in (("enabled", False), ("interval_duration", 43200), ("safety_buffer", 259200),
+                 ("tidy_cert_store", False), ("tidy_revoked_certs", False), ("issuer_safety_buffer", 31536000)):
+        assert cfg[k] == v, (k, cfg[k])
+    r = target.req("POST", f"{pki}/config/auto-tidy", json_body={"enabled": True, "tidy_cert_store": True, "interval_duration": "1h"})
+    assert r.status_code == 200, r.text
+    cfg = target.req("GET", f"{pki}/config/auto-tidy").json()["data"]
+    assert cfg["enabled"] is True and cfg["interval_duration"] == 3600 and cfg["tidy_cert_store"] is True

@@ -448,17 +448,35 @@ pub trait Backend: Send + Sync + 'static {
     async fn cleanup(&self, _env: Env) -> CoreResult<()> {
         Ok(())
     }
+
+    /// Background work (CRL rebuilds, auto-tidy), called about once a minute on an unsealed
+    /// node by the core's maintenance task.
+    async fn periodic(&self, _env: Env) -> CoreResult<()> {
+        Ok(())
+    }
 }
 
 /// A [`Backend`] made of path specs over engine state `S`.
 pub struct PathBackend<S> {
     state: Arc<S>,
     specs: Vec<PathSpec<S>>,
+    periodic: Option<Handler<S>>,
 }
 
 impl<S: Send + Sync + 'static> PathBackend<S> {
     pub fn new(state: Arc<S>, specs: Vec<PathSpec<S>>) -> Self {
-        PathBackend { state, specs }
+        PathBackend {
+            state,
+            specs,
+            periodic: None,
+        }
+    }
+
+    /// Sets the engine's background work (see [`Backend::periodic`]); the handler gets a
+    /// context with no path and no fields.
+    pub fn with_periodic(mut self, h: Handler<S>) -> Self {
+        self.periodic = Some(h);
+        self
     }
 
     fn find(&self, path: &str) -> Option<(&PathSpec<S>, BTreeMap<String, String>)> {
@@ -659,6 +677,22 @@ fn short(v: &Value) -> String {
 
 #[async_trait]
 impl<S: Send + Sync + 'static> Backend for PathBackend<S> {
+    async fn periodic(&self, env: Env) -> CoreResult<()> {
+        let Some(h) = &self.periodic else {
+            return Ok(());
+        };
+        let ctx = Ctx {
+            op: Operation::Update,
+            path: String::new(),
+            params: BTreeMap::new(),
+            fields: FieldData::default(),
+            storage: env.storage,
+            mount: env.mount,
+            meta: env.meta,
+        };
+        h(self.state.clone(), ctx).await.map(|_| ())
+    }
+
     fn route(&self, path: &str) -> Option<RouteInfo> {
         self.find(path).map(|(s, _)| RouteInfo {
             unauthenticated: s.unauthenticated,

@@ -436,8 +436,28 @@ impl Core {
                     Ok(n) => tracing::info!(revoked = n, "swept expired tokens"),
                     Err(e) => tracing::warn!(error = %e, "token sweep failed"),
                 }
+                core.run_periodic().await;
             }
         });
+    }
+
+    /// Runs every mount's background work once (CRL rebuilds, auto-tidy); errors are logged,
+    /// one mount's failure does not stop the others.
+    pub async fn run_periodic(&self) {
+        if self.is_sealed() {
+            return;
+        }
+        let table = self.mount_table();
+        for m in &table.mounts {
+            let env = Env {
+                storage: StorageView::new(self.barrier.clone(), m.table.data_prefix(&m.entry.uuid)),
+                mount: m.info(),
+                meta: Arc::new(RequestMeta::default()),
+            };
+            if let Err(e) = m.backend.periodic(env).await {
+                tracing::warn!(mount = %m.full_path(), error = %e, "periodic work failed");
+            }
+        }
     }
 
     /// `(cluster_name, cluster_id)` once unsealed.

@@ -900,11 +900,106 @@ fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     let n = body.len();
     if n < 128 {
         out.push(n as u8);
-    } else if n < 256 {
-        out.extend([0x81, n as u8]);
     } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
+        let bytes: Vec<u8> = (n as u64)
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
     }
     out.extend_from_slice(body);
     out
+}
+
+/// One DER element: (tag, whole element length, content start) at the start of `b`.
+fn der_element(b: &[u8]) -> Result<(u8, usize, usize), X509Error> {
+    let bad = || X509Error::Build("malformed DER in a generated CRL".into());
+    let tag = *b.first().ok_or_else(bad)?;
+    let first = *b.get(1).ok_or_else(bad)?;
+    let (len, hdr) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || b.len() < 2 + n {
+            return Err(bad());
+        }
+        let len = b[2..2 + n]
+            .iter()
+            .fold(0usize, |a, &x| (a << 8) | x as usize);
+        (len, 2 + n)
+    };
+    if b.len() < hdr + len {
+        return Err(bad());
+    }
+    Ok((tag, hdr + len, hdr))
+}
+
+fn der_uint(v: u64) -> Vec<u8> {
+    let mut bytes: Vec<u8> = v.to_be_bytes().to_vec();
+    while bytes.len() > 1 && bytes[0] == 0 {
+        bytes.remove(0);
+    }
+    if bytes[0] & 0x80 != 0 {
+        bytes.insert(0, 0);
+    }
+    der_tlv(0x02, &bytes)
+}
+
+/// A delta CRL (RFC 5280 5.2.4): a CRL numbered `number` with a critical Delta CRL Indicator
+/// naming the complete CRL `base_number` it extends.
+///
+/// rcgen builds CRLs but has no way to add a CRL extension, so the CRL it builds is opened
+/// (its TBSCertList's crlExtensions gets one more entry) and signed again with the same key
+/// and algorithm. The DER handled here is only what rcgen itself produced.
+pub fn build_delta_crl(
+    signer: &Signer,
+    number: u64,
+    base_number: u64,
+    this_update: i64,
+    next_update: i64,
+    revoked: &[Revoked],
+) -> Result<Vec<u8>, X509Error> {
+    use rcgen::SigningKey as _;
+    let full = build_crl(signer, number, this_update, next_update, revoked)?;
+    let (_, _, hdr) = der_element(&full)?;
+    let body = &full[hdr..];
+    let (_, tbs_len, tbs_hdr) = der_element(body)?;
+    let tbs = &body[..tbs_len];
+    let alg = {
+        let rest = &body[tbs_len..];
+        let (_, alg_len, _) = der_element(rest)?;
+        rest[..alg_len].to_vec()
+    };
+    // Walk the TBSCertList's elements; the last one is [0] crlExtensions.
+    let mut items: Vec<&[u8]> = Vec::new();
+    let mut at = tbs_hdr;
+    while at < tbs.len() {
+        let (_, len, _) = der_element(&tbs[at..])?;
+        items.push(&tbs[at..at + len]);
+        at += len;
+    }
+    let last = items
+        .pop()
+        .filter(|e| e.first() == Some(&0xa0))
+        .ok_or_else(|| X509Error::Build("generated CRL has no extensions".into()))?;
+    let (_, _, ext_hdr) = der_element(last)?;
+    let seq = &last[ext_hdr..];
+    let (_, _, seq_hdr) = der_element(seq)?;
+    let mut exts = seq[seq_hdr..].to_vec();
+    let mut indicator = der_tlv(0x06, &[0x55, 0x1d, 0x1b]);
+    indicator.extend([0x01, 0x01, 0xff]);
+    indicator.extend(der_tlv(0x04, &der_uint(base_number)));
+    exts.extend(der_tlv(0x30, &indicator));
+    let mut tbs_body: Vec<u8> = items.concat();
+    tbs_body.extend(der_tlv(0xa0, &der_tlv(0x30, &exts)));
+    let new_tbs = der_tlv(0x30, &tbs_body);
+    let sig = signer.key.sign(&new_tbs).map_err(build_err)?;
+    let mut bits = vec![0u8];
+    bits.extend(sig);
+    let mut out = new_tbs;
+    out.extend(alg);
+    out.extend(der_tlv(0x03, &bits));
+    Ok(der_tlv(0x30, &out))
 }

@@ -902,3 +902,90 @@ async fn search_the_inventory_from_its_indexes() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     s.stop().await;
 }
+
+/// The engine's background work, driven by the core's maintenance hook: auto-tidy removes a
+/// certificate once it has been expired for longer than the safety buffer, and stale CRLs are
+/// rebuilt without a fetch when auto_rebuild is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_auto_tidy_and_crl_rebuild() {
+    let s = Server::dev().await;
+    setup(&s).await;
+    let (st, v) = call(
+        &s,
+        "POST",
+        "pki/config/auto-tidy",
+        Some("root"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "enabling with nothing to tidy: {v}"
+    );
+    let (st, v) = call(&s, "POST", "pki/config/auto-tidy", Some("root"), Some(json!({"enabled": true, "tidy_cert_store": true, "tidy_revoked_certs": true, "safety_buffer": "1s", "interval_duration": "1s"}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["interval_duration"], 1);
+    let (st, v) = call(
+        &s,
+        "POST",
+        "pki/config/crl",
+        Some("root"),
+        Some(json!({"auto_rebuild": true})),
+    )
+    .await;
+    assert!(st.is_success(), "{v}");
+    let (_, short) = call(
+        &s,
+        "POST",
+        "pki/issue/web",
+        Some("root"),
+        Some(json!({"common_name": "short.example.com", "ttl": "1s"})),
+    )
+    .await;
+    let (_, long) = call(
+        &s,
+        "POST",
+        "pki/issue/web",
+        Some("root"),
+        Some(json!({"common_name": "long.example.com", "ttl": "1h"})),
+    )
+    .await;
+    let short_serial = short["data"]["serial_number"].as_str().unwrap().to_string();
+    let long_serial = long["data"]["serial_number"].as_str().unwrap().to_string();
+    let (st, _) = call(
+        &s,
+        "POST",
+        "pki/revoke",
+        Some("root"),
+        Some(json!({"serial_number": long_serial})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    s.core.run_periodic().await;
+    let (_, list) = call(&s, "LIST", "pki/certs", Some("root"), None).await;
+    let keys: Vec<String> = list["data"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert!(!keys.contains(&short_serial), "expired certificate tidied");
+    assert!(keys.contains(&long_serial), "valid certificate kept");
+    // The CRL was rebuilt by the periodic run: it already lists the revocation.
+    let (_, st_crl) = call(&s, "GET", "pki/cert/crl", None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crl.pem"),
+        st_crl["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let (ok, text) = openssl(&["crl", "-in", "crl.pem", "-noout", "-text"], dir.path());
+    assert!(ok, "{text}");
+    assert!(
+        text.to_uppercase()
+            .contains(&long_serial.replace(':', "").to_uppercase()[..16]),
+        "{text}"
+    );
+}

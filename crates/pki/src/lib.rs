@@ -7,7 +7,8 @@
 //! `path_revoke.rs` (revocation index and per-issuer CRLs), `path_ocsp.rs`, `path_config_crl.rs`
 //! (CRL settings, tidy), `path_search.rs` (inventory search), `path_issuers.rs` (issuer and key
 //! management over the model in `issuers.rs`). Storage keys live in `storage.rs`; X.509 work in
-//! `signet_crypto::x509`. Still to come: delta CRLs, auto-tidy.
+//! `signet_crypto::x509`. Background work (CRL prebuilds, auto-tidy) is
+//! `path_config_crl::periodic`, run by the core's maintenance task.
 
 mod issuers;
 mod path_config_crl;
@@ -157,6 +158,7 @@ pub fn backend() -> PathBackend<Pki> {
     specs.extend(path_roles::specs());
     specs.extend(path_issue_sign::specs());
     PathBackend::new(Arc::new(Pki::default()), specs)
+        .with_periodic(signet_core::framework::handler(path_config_crl::periodic))
 }
 
 /// DER of a stored PEM certificate.

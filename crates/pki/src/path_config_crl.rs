@@ -76,7 +76,7 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
             .field(Field::new(
                 "auto_rebuild",
                 FieldType::Bool,
-                "Accepted: signet always rebuilds lazily after a revocation.",
+                "Rebuild stale CRLs in the background (signet also rebuilds lazily on fetch).",
             ))
             .field(Field::new(
                 "auto_rebuild_grace_period",
@@ -86,7 +86,7 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
             .field(Field::new(
                 "enable_delta",
                 FieldType::Bool,
-                "Accepted; delta CRLs are not served yet.",
+                "Build delta CRLs in the background (crl/delta is always served).",
             ))
             .field(Field::new(
                 "delta_rebuild_interval",
@@ -134,6 +134,7 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
                 handler(tidy),
             )
             .help("Remove expired certificates.", ""),
+        auto_tidy_spec(),
         PathSpec::new("tidy-status")
             .op(
                 Operation::Read,
@@ -216,15 +217,22 @@ async fn tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
             "at least one of tidy_cert_store or tidy_revoked_certs must be set",
         ));
     }
-    let buffer = f.u64("safety_buffer") as i64;
+    run_tidy(&c, certs, revoked, f.u64("safety_buffer")).await?;
+    let mut r = Response::default();
+    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to signet's server logs.".into());
+    Ok(Some(r))
+}
+
+/// Removes certificates expired for longer than `buffer` seconds, page by page.
+pub(crate) async fn run_tidy(c: &Ctx, certs: bool, revoked: bool, buffer: u64) -> CoreResult<()> {
     let started = now_secs();
-    let cutoff = started as i64 - buffer;
+    let cutoff = started as i64 - buffer as i64;
     let mut status = TidyStatus {
         state: "Running".into(),
         time_started: rfc3339(started),
         tidy_cert_store: certs,
         tidy_revoked_certs: revoked,
-        safety_buffer: buffer as u64,
+        safety_buffer: buffer,
         ..Default::default()
     };
     let mut after = String::new();
@@ -271,14 +279,195 @@ async fn tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         after = last;
     }
     if revoked && status.revoked_cert_deleted_count > 0 {
-        mark_crls_stale(&c).await?;
+        mark_crls_stale(c).await?;
     }
     status.state = "Finished".into();
     status.time_finished = rfc3339(now_secs());
     c.storage.put_json(TIDY_STATUS, &status).await?;
-    let mut r = Response::default();
-    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to signet's server logs.".into());
-    Ok(Some(r))
+    Ok(())
+}
+
+pub const CONFIG_AUTO_TIDY: &str = "config/auto_tidy";
+const AUTO_TIDY_LAST: &str = "tidy/last_auto";
+
+/// `config/auto-tidy`, with OpenBao's defaults. signet acts on `enabled`,
+/// `interval_duration`, `tidy_cert_store`, `tidy_revoked_certs` and `safety_buffer`; the
+/// other fields are stored and reported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutoTidy {
+    pub enabled: bool,
+    pub interval_duration: u64,
+    pub safety_buffer: u64,
+    pub revoked_safety_buffer: u64,
+    pub issuer_safety_buffer: u64,
+    pub acme_account_safety_buffer: u64,
+    pub tidy_cert_store: bool,
+    pub tidy_revoked_certs: bool,
+    pub tidy_revoked_cert_issuer_associations: bool,
+    pub tidy_expired_issuers: bool,
+    pub tidy_invalid_certs: bool,
+    pub tidy_move_legacy_ca_bundle: bool,
+    pub tidy_acme: bool,
+    pub maintain_stored_certificate_counts: bool,
+    pub publish_stored_certificate_count_metrics: bool,
+    pub page_size: u64,
+    pub pause_duration: String,
+}
+
+impl Default for AutoTidy {
+    fn default() -> Self {
+        AutoTidy {
+            enabled: false,
+            interval_duration: 12 * 3600,
+            safety_buffer: 72 * 3600,
+            revoked_safety_buffer: 72 * 3600,
+            issuer_safety_buffer: 365 * 24 * 3600,
+            acme_account_safety_buffer: 30 * 24 * 3600,
+            tidy_cert_store: false,
+            tidy_revoked_certs: false,
+            tidy_revoked_cert_issuer_associations: false,
+            tidy_expired_issuers: false,
+            tidy_invalid_certs: false,
+            tidy_move_legacy_ca_bundle: false,
+            tidy_acme: false,
+            maintain_stored_certificate_counts: false,
+            publish_stored_certificate_count_metrics: false,
+            page_size: 1000,
+            pause_duration: "0s".into(),
+        }
+    }
+}
+
+const AUTO_TIDY_BOOLS: &[&str] = &[
+    "enabled",
+    "tidy_cert_store",
+    "tidy_revoked_certs",
+    "tidy_revoked_cert_issuer_associations",
+    "tidy_expired_issuers",
+    "tidy_invalid_certs",
+    "tidy_move_legacy_ca_bundle",
+    "tidy_acme",
+    "maintain_stored_certificate_counts",
+    "publish_stored_certificate_count_metrics",
+];
+const AUTO_TIDY_DURATIONS: &[&str] = &[
+    "interval_duration",
+    "safety_buffer",
+    "revoked_safety_buffer",
+    "issuer_safety_buffer",
+    "acme_account_safety_buffer",
+];
+
+fn auto_tidy_spec() -> PathSpec<Pki> {
+    let mut p = PathSpec::new("config/auto-tidy");
+    for b in AUTO_TIDY_BOOLS {
+        p = p.field(Field::new(
+            b,
+            FieldType::Bool,
+            "See OpenBao's auto-tidy parameters.",
+        ));
+    }
+    for d in AUTO_TIDY_DURATIONS {
+        p = p.field(Field::new(
+            d,
+            FieldType::DurationSecond,
+            "See OpenBao's auto-tidy parameters.",
+        ));
+    }
+    p.field(Field::new("page_size", FieldType::Int, "Accepted."))
+        .field(Field::new("pause_duration", FieldType::String, "Accepted."))
+        .op(
+            Operation::Read,
+            "Read the automatic tidy configuration.",
+            handler(read_auto_tidy),
+        )
+        .write_op("Configure automatic tidying.", handler(write_auto_tidy))
+        .help("Automatic tidy of the certificate store.", "")
+}
+
+async fn auto_tidy(c: &Ctx) -> CoreResult<AutoTidy> {
+    Ok(c.storage
+        .get_json(CONFIG_AUTO_TIDY)
+        .await?
+        .unwrap_or_default())
+}
+
+async fn read_auto_tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let cfg = auto_tidy(&c).await?;
+    Ok(Some(Response::json(
+        serde_json::to_value(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
+    )))
+}
+
+async fn write_auto_tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let mut cfg = auto_tidy(&c).await?;
+    let f = &c.fields;
+    let mut v = serde_json::to_value(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?;
+    if let serde_json::Value::Object(m) = &mut v {
+        for b in AUTO_TIDY_BOOLS {
+            if f.is_set(b) {
+                m.insert(b.to_string(), json!(f.bool(b)));
+            }
+        }
+        for d in AUTO_TIDY_DURATIONS {
+            if f.is_set(d) {
+                m.insert(d.to_string(), json!(f.u64(d)));
+            }
+        }
+        if f.is_set("page_size") {
+            m.insert("page_size".into(), json!(f.i64("page_size").max(1)));
+        }
+        if f.is_set("pause_duration") {
+            m.insert("pause_duration".into(), json!(f.str("pause_duration")));
+        }
+    }
+    cfg = serde_json::from_value(v).map_err(|e| CoreError::bad(e.to_string()))?;
+    if cfg.enabled && !(cfg.tidy_cert_store || cfg.tidy_revoked_certs) {
+        return Err(CoreError::bad("Auto-tidy enabled but no tidy operations were requested. Enable at least one tidy operation to be run (tidy_cert_store / tidy_revoked_certs / ...)."));
+    }
+    if cfg.interval_duration == 0 {
+        return Err(CoreError::bad(
+            "interval_duration must be greater than zero",
+        ));
+    }
+    c.storage.put_json(CONFIG_AUTO_TIDY, &cfg).await?;
+    Ok(Some(Response::json(
+        serde_json::to_value(&cfg).map_err(|e| CoreError::Internal(e.to_string()))?,
+    )))
+}
+
+/// The engine's background work: prebuild stale CRLs (and deltas when enabled) so fetches
+/// stay fast, and run auto-tidy when it is due.
+pub(crate) async fn periodic(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let cfg = crl_config(&c).await?;
+    if cfg.auto_rebuild || cfg.enable_delta {
+        for issuer in crate::issuers::all_issuers(&pki, &c).await? {
+            if issuer.key_id.is_empty() || !issuer.has_usage("crl-signing") {
+                continue;
+            }
+            crate::path_revoke::current_crl(&pki, &c, &issuer, false, false).await?;
+            if cfg.enable_delta {
+                crate::path_revoke::current_crl(&pki, &c, &issuer, false, true).await?;
+            }
+        }
+    }
+    let tidy_cfg = auto_tidy(&c).await?;
+    if tidy_cfg.enabled {
+        let now = now_secs() as i64;
+        let last: i64 = c.storage.get_json(AUTO_TIDY_LAST).await?.unwrap_or(0);
+        if now >= last + tidy_cfg.interval_duration as i64 {
+            c.storage.put_json(AUTO_TIDY_LAST, &now).await?;
+            run_tidy(
+                &c,
+                tidy_cfg.tidy_cert_store,
+                tidy_cfg.tidy_revoked_certs,
+                tidy_cfg.safety_buffer,
+            )
+            .await?;
+        }
+    }
+    Ok(None)
 }
 
 async fn tidy_status(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {

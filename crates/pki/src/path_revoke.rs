@@ -24,16 +24,19 @@ use crate::storage::{
 use crate::Pki;
 
 pub fn specs() -> Vec<PathSpec<Pki>> {
-    let crl = |p: &'static str, form: Form| {
+    let crl = |p: &'static str, form: Form| crl_spec(p, form, false);
+    let delta = |p: &'static str, form: Form| crl_spec(p, form, true);
+    fn crl_spec(p: &'static str, form: Form, delta: bool) -> PathSpec<Pki> {
         PathSpec::new(p)
+            .field(Field::new("ref", FieldType::String, "Issuer reference."))
             .op(
                 Operation::Read,
                 "Fetch the current CRL.",
-                handler(move |s, c| fetch_crl(s, c, form)),
+                handler(move |s, c| fetch_crl(s, c, form, delta)),
             )
             .help("Fetch the certificate revocation list.", "")
             .unauthenticated()
-    };
+    }
     vec![
         PathSpec::new("revoke")
             .field(Field::new(
@@ -61,6 +64,19 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
         crl("issuer/:ref/crl", Form::IssuerJson),
         crl("issuer/:ref/crl/der", Form::Der),
         crl("issuer/:ref/crl/pem", Form::Pem),
+        delta("crl/delta", Form::Der),
+        delta("crl/delta/pem", Form::Pem),
+        delta("cert/delta-crl", Form::Json),
+        delta("issuer/:ref/crl/delta", Form::IssuerJson),
+        delta("issuer/:ref/crl/delta/der", Form::Der),
+        delta("issuer/:ref/crl/delta/pem", Form::Pem),
+        PathSpec::new("crl/rotate-delta")
+            .op(
+                Operation::Read,
+                "Rebuild the delta CRL now.",
+                handler(rotate_delta),
+            )
+            .help("Force a delta CRL rebuild.", ""),
         PathSpec::new("revoke-with-key")
             .field(Field::new(
                 "serial_number",
@@ -321,15 +337,20 @@ async fn list_revoked(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     )))
 }
 
-/// The current CRL of an issuer, rebuilt when stale.
+/// The current CRL (or delta CRL) of an issuer, rebuilt when stale.
+///
+/// Both live in one record per issuer, `crl/state/<issuer>`, which also holds the last CRL
+/// number used, so complete and delta CRLs share one increasing sequence (RFC 5280 5.2.3).
+/// A delta lists what was revoked since its complete CRL was built.
 pub(crate) async fn current_crl(
     pki: &Pki,
     c: &Ctx,
     issuer: &IssuerEntry,
     force: bool,
+    delta: bool,
 ) -> CoreResult<Vec<u8>> {
     let state_key = format!("{CRL_STATE}/{}", issuer.issuer_id);
-    let state: CrlState = c.storage.get_json(&state_key).await?.unwrap_or_default();
+    let mut state: CrlState = c.storage.get_json(&state_key).await?.unwrap_or_default();
     let epoch = c
         .storage
         .get(CRL_EPOCH)
@@ -339,11 +360,22 @@ pub(crate) async fn current_crl(
     let cfg = crate::path_config_crl::crl_config(c).await?;
     let expiry = cfg.expiry as i64;
     let now = now_secs() as i64;
-    let fresh = !state.der.is_empty() && state.epoch == epoch && now < state.built_at + expiry / 2;
-    if fresh && !force {
-        return base64::engine::general_purpose::STANDARD
-            .decode(&state.der)
-            .map_err(|e| CoreError::Internal(format!("stored CRL: {e}")));
+    let decode = |der: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(der)
+            .map_err(|e| CoreError::Internal(format!("stored CRL: {e}")))
+    };
+    let base_fresh =
+        !state.der.is_empty() && state.epoch == epoch && now < state.built_at + expiry / 2;
+    if !delta && base_fresh && !force {
+        return decode(&state.der);
+    }
+    let delta_fresh = !state.delta_der.is_empty()
+        && state.delta_epoch == epoch
+        && state.delta_base == state.base_number
+        && now < state.delta_built_at + expiry / 2;
+    if delta && delta_fresh && !force && !state.der.is_empty() {
+        return decode(&state.delta_der);
     }
     let default_id = issuers::issuers_config(pki, c).await?.default;
     // A disabled CRL is served empty, as Vault does.
@@ -353,23 +385,57 @@ pub(crate) async fn current_crl(
         revoked_entries(c, &issuer.issuer_id, issuer.issuer_id == default_id).await?
     };
     let signer = issuers::signer(pki, c, issuer).await?;
-    let number = state.number + 1;
-    let der = x509::build_crl(&signer, number, now - 30, now + expiry, &revoked)
+    if !delta || state.der.is_empty() {
+        let number = state.number + 1;
+        let der = x509::build_crl(
+            &signer,
+            number,
+            now - 30,
+            now + expiry,
+            &revoked.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+        )
         .map_err(|e| CoreError::Internal(e.to_string()))?;
-    let new_state = CrlState {
+        state.number = number;
+        state.base_number = number;
+        state.built_at = now;
+        state.der = base64::engine::general_purpose::STANDARD.encode(&der);
+        state.epoch = epoch.clone();
+        if !delta {
+            c.storage.put_json(&state_key, &state).await?;
+            return Ok(der);
+        }
+    }
+    let since: Vec<Revoked> = revoked
+        .into_iter()
+        .filter(|(_, at)| *at >= state.built_at)
+        .map(|(r, _)| r)
+        .collect();
+    let number = state.number + 1;
+    let der = x509::build_delta_crl(
+        &signer,
         number,
-        built_at: now,
-        der: base64::engine::general_purpose::STANDARD.encode(&der),
-        dirty: false,
-        epoch,
-    };
-    c.storage.put_json(&state_key, &new_state).await?;
+        state.base_number,
+        now - 30,
+        now + expiry,
+        &since,
+    )
+    .map_err(|e| CoreError::Internal(e.to_string()))?;
+    state.number = number;
+    state.delta_base = state.base_number;
+    state.delta_built_at = now;
+    state.delta_der = base64::engine::general_purpose::STANDARD.encode(&der);
+    state.delta_epoch = epoch;
+    c.storage.put_json(&state_key, &state).await?;
     Ok(der)
 }
 
 /// Every serial revoked under `issuer_id` (and, for the default issuer, those recorded
 /// without an issuer), paged through the index.
-async fn revoked_entries(c: &Ctx, issuer_id: &str, is_default: bool) -> CoreResult<Vec<Revoked>> {
+async fn revoked_entries(
+    c: &Ctx,
+    issuer_id: &str,
+    is_default: bool,
+) -> CoreResult<Vec<(Revoked, i64)>> {
     let mut revoked = Vec::new();
     let mut after = String::new();
     loop {
@@ -385,10 +451,13 @@ async fn revoked_entries(c: &Ctx, issuer_id: &str, is_default: bool) -> CoreResu
                     continue;
                 }
                 if let Ok(serial) = x509::serial_bytes(&e.serial) {
-                    revoked.push(Revoked {
-                        serial,
-                        revoked_at: e.revoked_at,
-                    });
+                    revoked.push((
+                        Revoked {
+                            serial,
+                            revoked_at: e.revoked_at,
+                        },
+                        e.revoked_at,
+                    ));
                 }
             }
         }
@@ -396,9 +465,9 @@ async fn revoked_entries(c: &Ctx, issuer_id: &str, is_default: bool) -> CoreResu
     }
 }
 
-async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Response>> {
+async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form, delta: bool) -> CoreResult<Option<Response>> {
     let issuer = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
-    let der = current_crl(&pki, &c, &issuer, false).await?;
+    let der = current_crl(&pki, &c, &issuer, false, delta).await?;
     let pem = x509::pem_block("X509 CRL", &der);
     Ok(Some(match form {
         Form::Der => Response {
@@ -429,7 +498,25 @@ async fn rotate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         if issuer.key_id.is_empty() || !issuer.has_usage("crl-signing") {
             continue;
         }
-        current_crl(&pki, &c, &issuer, true).await?;
+        current_crl(&pki, &c, &issuer, true, false).await?;
     }
     Ok(Some(Response::json(json!({"success": true}))))
+}
+
+async fn rotate_delta(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let cfg = crate::path_config_crl::crl_config(&c).await?;
+    let mut r = Response::json(json!({"success": true}));
+    if !cfg.enable_delta {
+        r.warnings.push(
+            "requested rebuild of delta CRL when delta CRL is not enabled; this is a no-op".into(),
+        );
+        return Ok(Some(r));
+    }
+    for issuer in issuers::all_issuers(&pki, &c).await? {
+        if issuer.key_id.is_empty() || !issuer.has_usage("crl-signing") {
+            continue;
+        }
+        current_crl(&pki, &c, &issuer, true, true).await?;
+    }
+    Ok(Some(r))
 }

@@ -75,6 +75,18 @@ pub struct CrlState {
     /// The value of `crl/epoch` when built: stale when it differs.
     #[serde(default)]
     pub epoch: String,
+    /// The number of the complete CRL in `der` (`number` is the last number used by either).
+    #[serde(default)]
+    pub base_number: u64,
+    /// The delta CRL: DER base64, when built, the epoch then, and the complete CRL it extends.
+    #[serde(default)]
+    pub delta_der: String,
+    #[serde(default)]
+    pub delta_built_at: i64,
+    #[serde(default)]
+    pub delta_epoch: String,
+    #[serde(default)]
+    pub delta_base: u64,
 }
 
 /// Secondary indexes of the inventory, written in the same batch as the certificate record, so
