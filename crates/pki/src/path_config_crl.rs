@@ -255,6 +255,7 @@ pub(crate) async fn run_tidy(c: &Ctx, certs: bool, revoked: bool, buffer: u64) -
                 &rec.names,
                 &rec.role,
                 rec.not_after,
+                rec.issued_at,
             )
             .into_iter()
             .map(Op::Delete)

@@ -580,7 +580,13 @@ async fn issue_with(
             cert_key(&info.serial),
             serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
         )];
-        for k in index_keys(&info.serial, &rec.names, &rec.role, rec.not_after) {
+        for k in index_keys(
+            &info.serial,
+            &rec.names,
+            &rec.role,
+            rec.not_after,
+            rec.issued_at,
+        ) {
             ops.push(Op::Put(k, Vec::new()));
         }
         c.storage.apply(ops).await?;
@@ -670,7 +676,13 @@ pub(crate) async fn store_ca_cert(
         cert_key(&info.serial),
         serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
     )];
-    for k in index_keys(&info.serial, &rec.names, &rec.role, rec.not_after) {
+    for k in index_keys(
+        &info.serial,
+        &rec.names,
+        &rec.role,
+        rec.not_after,
+        rec.issued_at,
+    ) {
         ops.push(Op::Put(k, Vec::new()));
     }
     c.storage.apply(ops).await?;

@@ -256,6 +256,7 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         if keys.len() >= limit {
             break;
         }
+        let k = crate::storage::index_serial(&k).to_string();
         if !seen.insert(k.clone()) {
             continue;
         }

@@ -91,9 +91,12 @@ pub struct CrlState {
 
 /// Secondary indexes of the inventory, written in the same batch as the certificate record, so
 /// `certs/search` reads index keys and never every certificate:
-/// `idx/name/<reversed DNS name>/<serial>` (CN and DNS SANs, labels reversed so
-/// `*.example.com` is a prefix scan of `com.example.`), `idx/role/<role>/<serial>`,
-/// `idx/exp/<zero-padded notAfter>/<serial>`.
+/// `idx/name/<reversed DNS name>/<issued>_<serial>` (CN and DNS SANs, labels reversed so
+/// `*.example.com` is a prefix scan of `com.example.`), `idx/role/<role>/<issued>_<serial>`,
+/// `idx/exp/<zero-padded notAfter>/<serial>`. The zero-padded issuance time in front of the
+/// (random) serial makes new entries append at the end of their prefix: under issuance load
+/// the B-tree pages an insert dirties stay few (measured: the random-serial layout made every
+/// issuance dirty a page per index).
 pub const IDX_NAME: &str = "idx/name/";
 pub const IDX_ROLE: &str = "idx/role/";
 pub const IDX_EXP: &str = "idx/exp/";
@@ -108,16 +111,31 @@ fn serial_key(serial: &str) -> String {
     serial.to_lowercase().replace(':', "-")
 }
 
+/// The serial storage key (`aa-bb`) an index entry names (`<issued>_aa-bb` or `aa-bb`).
+pub fn index_serial(child: &str) -> &str {
+    match child.split_once('_') {
+        Some((t, s)) if t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit()) => s,
+        _ => child,
+    }
+}
+
 /// The index entries of a stored certificate.
-pub fn index_keys(serial: &str, names: &[String], role: &str, not_after: i64) -> Vec<String> {
+pub fn index_keys(
+    serial: &str,
+    names: &[String],
+    role: &str,
+    not_after: i64,
+    issued_at: i64,
+) -> Vec<String> {
     let s = serial_key(serial);
+    let t = format!("{:012}_{s}", issued_at.max(0));
     let mut keys: Vec<String> = names
         .iter()
         .filter(|n| !n.is_empty() && !n.contains('/'))
-        .map(|n| format!("{IDX_NAME}{}/{s}", reverse_name(n)))
+        .map(|n| format!("{IDX_NAME}{}/{t}", reverse_name(n)))
         .collect();
     if !role.is_empty() && !role.contains('/') {
-        keys.push(format!("{IDX_ROLE}{role}/{s}"));
+        keys.push(format!("{IDX_ROLE}{role}/{t}"));
     }
     keys.push(format!("{IDX_EXP}{:012}/{s}", not_after.max(0)));
     keys.sort();
