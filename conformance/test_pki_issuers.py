@@ -178,6 +178,11 @@ def test_import_bundle_then_key_pairs_up(target):
     iid = r["imported_issuers"][0]
     assert r["mapping"][iid] == ""
     assert target.req("GET", f"{pki}/issuer/{iid}").json()["data"]["key_id"] == ""
+    # A certificate without its key does not become the default issuer.
+    assert target.req("GET", f"{pki}/config/issuers").json()["data"]["default"] == ""
+    assert target.req("GET", f"{pki}/crl", token=None).status_code == 204
+    r = target.req("GET", f"{pki}/issuer/{iid}/crl", token=None)
+    assert r.status_code >= 400 and "unable to find" in r.json()["errors"][0]
     # Importing it again changes nothing.
     r = write(target, f"{pki}/issuers/import/bundle", pem_bundle=root["certificate"])["data"]
     assert r["imported_issuers"] is None and r["existing_issuers"] == [iid]
@@ -260,3 +265,41 @@ def test_auto_tidy_config(target):
     assert r.status_code == 200, r.text
     cfg = target.req("GET", f"{pki}/config/auto-tidy").json()["data"]
     assert cfg["enabled"] is True and cfg["interval_duration"] == 3600 and cfg["tidy_cert_store"] is True
+
+
+def test_bao_pki_issue_verify_and_health_check(target):
+    root_mount = mount_pki(target)
+    int_mount = mount_pki(target)
+    write(target, f"{root_mount}/root/generate/internal", common_name="Root", key_type="ec", ttl="8760h", issuer_name="root")
+    r = target.cli("pki", "issue", "-issuer_name=int1", f"/{root_mount}/issuer/root", f"/{int_mount}/",
+                   "common_name=Intermediate", "key_type=ec")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = target.cli("pki", "verify-sign", f"{root_mount}/issuer/root", f"{int_mount}/issuer/int1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "signature_match    true" in r.stdout
+    r = target.cli("pki", "list-intermediates", f"{root_mount}/issuer/root", int_mount)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = target.cli("pki", "health-check", int_mount)
+    assert "Failed to run health check" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "crl_validity_period" in r.stdout
+
+
+def test_tidy_status_and_answers(target):
+    pki = mount_pki(target)
+    st = target.req("GET", f"{pki}/tidy-status").json()["data"]
+    assert st["state"] == "Inactive" and st["time_finished"] is None and st["cert_store_deleted_count"] is None
+    assert st["internal_backend_uuid"]
+    r = target.req("POST", f"{pki}/tidy", json_body={})
+    assert r.status_code == 202 and "no tidy operations were set" in r.json()["warnings"][0]
+    r = target.req("POST", f"{pki}/tidy", json_body={"tidy_cert_store": True, "safety_buffer": "1s"})
+    assert r.status_code == 202 and r.json()["warnings"]
+    import time
+    for _ in range(50):
+        st = target.req("GET", f"{pki}/tidy-status").json()["data"]
+        if st["state"] == "Finished":
+            break
+        time.sleep(0.1)
+    assert st["state"] == "Finished" and st["tidy_cert_store"] is True and st["cert_store_deleted_count"] == 0
+    assert isinstance(st["time_finished"], str) and st["time_finished"]
+    r = target.req("POST", f"{pki}/tidy-cancel")
+    assert r.status_code == 200 and "cannot be cancelled" in r.json()["warnings"][0]

@@ -243,7 +243,7 @@ async fn root_role_issue_verified_by_openssl() {
         Some(json!({"tidy_cert_store": true, "safety_buffer": 0})),
     )
     .await;
-    assert_eq!(st, StatusCode::OK);
+    assert_eq!(st, StatusCode::ACCEPTED);
     let (_, v) = call(&s, "GET", "pki/tidy-status", Some("root"), None).await;
     assert_eq!(v["data"]["state"], "Finished");
     assert_eq!(v["data"]["cert_store_deleted_count"], 1);

@@ -438,6 +438,8 @@ pub async fn add(
     }
     let mut issuer_named = false;
     let mut changed: Vec<String> = Vec::new();
+    // Issuers that are new or just got their key: the candidates for the default.
+    let mut gained_key: Vec<String> = Vec::new();
     for der in certs {
         let info = x509::cert_info(der).map_err(|e| CoreError::bad(e.to_string()))?;
         if !info.is_ca {
@@ -457,6 +459,7 @@ pub async fn add(
             if existing.key_id.is_empty() && !key_id.is_empty() {
                 existing.key_id = key_id.clone();
                 changed.push(existing.issuer_id.clone());
+                gained_key.push(existing.issuer_id.clone());
             }
             out.existing_issuers.push(existing.issuer_id.clone());
             out.mapping
@@ -471,6 +474,9 @@ pub async fn add(
         };
         let entry = IssuerEntry::new(der, key_id.clone(), name)?;
         out.imported_issuers.push(entry.issuer_id.clone());
+        if !key_id.is_empty() {
+            gained_key.push(entry.issuer_id.clone());
+        }
         out.mapping.push((entry.issuer_id.clone(), key_id));
         changed.push(entry.issuer_id.clone());
         issuers.push(entry);
@@ -483,24 +489,16 @@ pub async fn add(
         if let Some(k) = all.iter().find(|k| k.spki == spki) {
             i.key_id = k.key_id.clone();
             changed.push(i.issuer_id.clone());
+            gained_key.push(i.issuer_id.clone());
         }
     }
     rebuild_chains(&mut issuers, &mut changed);
     let mut cfg = issuers_config(pki, c).await?;
     let mut cfg_changed = false;
-    // The first issuer with a key becomes the default, as does every new one when the default
-    // follows the latest issuer.
-    let newest_with_key = out
-        .imported_issuers
-        .iter()
-        .rev()
-        .find(|id| {
-            issuers
-                .iter()
-                .any(|i| &i.issuer_id == *id && !i.key_id.is_empty())
-        })
-        .or_else(|| out.imported_issuers.last())
-        .cloned();
+    // The newest issuer with a key (new, or newly paired with an imported key) becomes the
+    // default when there is none, or always when the default follows the latest issuer. A
+    // certificate without its key never becomes the default (OpenBao's rule too).
+    let newest_with_key = gained_key.last().cloned();
     if let Some(id) = newest_with_key {
         if cfg.default.is_empty() || cfg.default_follows_latest_issuer {
             cfg.default = id;

@@ -198,6 +198,7 @@ async fn write_crl_config(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> 
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct TidyStatus {
     state: String,
     time_started: String,
@@ -207,24 +208,53 @@ struct TidyStatus {
     tidy_cert_store: bool,
     tidy_revoked_certs: bool,
     safety_buffer: u64,
+    /// When the last automatic run finished ("" = never).
+    last_auto_tidy_finished: String,
+}
+
+/// OpenBao answers a tidy request with 202 Accepted and an envelope with an empty request id.
+fn accepted(warning: &str) -> Response {
+    let body = json!({
+        "request_id": "",
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": null,
+        "wrap_info": null,
+        "warnings": [warning],
+        "auth": null,
+    });
+    Response {
+        raw: Some(signet_core::RawBody {
+            status: 202,
+            content_type: "application/json".into(),
+            body: body.to_string().into_bytes(),
+        }),
+        ..Default::default()
+    }
 }
 
 async fn tidy(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let f = &c.fields;
     let (certs, revoked) = (f.bool("tidy_cert_store"), f.bool("tidy_revoked_certs"));
     if !certs && !revoked {
-        return Err(CoreError::bad(
-            "at least one of tidy_cert_store or tidy_revoked_certs must be set",
-        ));
+        return Ok(Some(accepted("Manual tidy requested but no tidy operations were set. Enable at least one tidy operation to be run (tidy_cert_store / tidy_revoked_certs / tidy_invalid_certs / tidy_revoked_cert_issuer_associations / tidy_expired_issuers / tidy_move_legacy_ca_bundle / tidy_acme).")));
     }
-    run_tidy(&c, certs, revoked, f.u64("safety_buffer")).await?;
-    let mut r = Response::default();
-    r.warnings.push("Tidy operation successfully started. Any information from the operation will be printed to signet's server logs.".into());
-    Ok(Some(r))
+    // Runs to completion before answering: tidy pages through the store and never holds it
+    // in memory, so there is no background job to cancel.
+    run_tidy(&c, certs, revoked, f.u64("safety_buffer"), false).await?;
+    Ok(Some(accepted("Tidy operation successfully started. Any information from the operation will be printed to signet's server logs.")))
 }
 
 /// Removes certificates expired for longer than `buffer` seconds, page by page.
-pub(crate) async fn run_tidy(c: &Ctx, certs: bool, revoked: bool, buffer: u64) -> CoreResult<()> {
+pub(crate) async fn run_tidy(
+    c: &Ctx,
+    certs: bool,
+    revoked: bool,
+    buffer: u64,
+    auto: bool,
+) -> CoreResult<()> {
+    let previous: TidyStatus = c.storage.get_json(TIDY_STATUS).await?.unwrap_or_default();
     let started = now_secs();
     let cutoff = started as i64 - buffer as i64;
     let mut status = TidyStatus {
@@ -233,6 +263,7 @@ pub(crate) async fn run_tidy(c: &Ctx, certs: bool, revoked: bool, buffer: u64) -
         tidy_cert_store: certs,
         tidy_revoked_certs: revoked,
         safety_buffer: buffer,
+        last_auto_tidy_finished: previous.last_auto_tidy_finished,
         ..Default::default()
     };
     let mut after = String::new();
@@ -284,6 +315,9 @@ pub(crate) async fn run_tidy(c: &Ctx, certs: bool, revoked: bool, buffer: u64) -
     }
     status.state = "Finished".into();
     status.time_finished = rfc3339(now_secs());
+    if auto {
+        status.last_auto_tidy_finished = status.time_finished.clone();
+    }
     c.storage.put_json(TIDY_STATUS, &status).await?;
     Ok(())
 }
@@ -464,6 +498,7 @@ pub(crate) async fn periodic(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Respons
                 tidy_cfg.tidy_cert_store,
                 tidy_cfg.tidy_revoked_certs,
                 tidy_cfg.safety_buffer,
+                true,
             )
             .await?;
         }
@@ -472,21 +507,93 @@ pub(crate) async fn periodic(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Respons
 }
 
 async fn tidy_status(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let st: TidyStatus = c
-        .storage
-        .get_json(TIDY_STATUS)
-        .await?
-        .unwrap_or(TidyStatus {
-            state: "Inactive".into(),
-            ..Default::default()
-        });
-    Ok(Some(Response::json(
-        serde_json::to_value(&st).map_err(|e| CoreError::Internal(e.to_string()))?,
-    )))
+    let st: Option<TidyStatus> = c.storage.get_json(TIDY_STATUS).await?;
+    let mut out = serde_json::Map::new();
+    for k in [
+        "acme_account_deleted_count",
+        "acme_account_revoked_count",
+        "acme_account_safety_buffer",
+        "acme_orders_deleted_count",
+        "cert_store_deleted_count",
+        "current_cert_store_count",
+        "current_revoked_cert_count",
+        "error",
+        "issuer_safety_buffer",
+        "message",
+        "missing_issuer_cert_count",
+        "page_size",
+        "pause_duration",
+        "revoked_cert_deleted_count",
+        "revoked_safety_buffer",
+        "safety_buffer",
+        "tidy_acme",
+        "tidy_cert_store",
+        "tidy_expired_issuers",
+        "tidy_invalid_certs",
+        "tidy_move_legacy_ca_bundle",
+        "tidy_revoked_cert_issuer_associations",
+        "tidy_revoked_certs",
+        "time_finished",
+        "time_started",
+        "total_acme_account_count",
+    ] {
+        out.insert(k.into(), serde_json::Value::Null);
+    }
+    out.insert("internal_backend_uuid".into(), json!(c.mount.uuid));
+    out.insert("state".into(), json!("Inactive"));
+    if let Some(st) = st {
+        let defaults = AutoTidy::default();
+        for (k, v) in [
+            ("state", json!(st.state)),
+            ("time_started", json!(st.time_started)),
+            ("time_finished", json!(st.time_finished)),
+            (
+                "cert_store_deleted_count",
+                json!(st.cert_store_deleted_count),
+            ),
+            (
+                "revoked_cert_deleted_count",
+                json!(st.revoked_cert_deleted_count),
+            ),
+            ("tidy_cert_store", json!(st.tidy_cert_store)),
+            ("tidy_revoked_certs", json!(st.tidy_revoked_certs)),
+            ("safety_buffer", json!(st.safety_buffer)),
+            ("acme_account_deleted_count", json!(0)),
+            ("acme_account_revoked_count", json!(0)),
+            ("acme_orders_deleted_count", json!(0)),
+            ("missing_issuer_cert_count", json!(0)),
+            ("total_acme_account_count", json!(0)),
+            (
+                "acme_account_safety_buffer",
+                json!(defaults.acme_account_safety_buffer),
+            ),
+            ("issuer_safety_buffer", json!(defaults.issuer_safety_buffer)),
+            ("revoked_safety_buffer", json!(st.safety_buffer)),
+            ("page_size", json!(defaults.page_size)),
+            ("pause_duration", json!(defaults.pause_duration)),
+            ("tidy_acme", json!(false)),
+            ("tidy_expired_issuers", json!(false)),
+            ("tidy_invalid_certs", json!(false)),
+            ("tidy_move_legacy_ca_bundle", json!(false)),
+            ("tidy_revoked_cert_issuer_associations", json!(false)),
+        ] {
+            out.insert(k.into(), v);
+        }
+        if !st.last_auto_tidy_finished.is_empty() {
+            out.insert(
+                "last_auto_tidy_finished".into(),
+                json!(st.last_auto_tidy_finished),
+            );
+        }
+    }
+    Ok(Some(Response::data(out)))
 }
 
 async fn tidy_cancel(_s: Arc<Pki>, _c: Ctx) -> CoreResult<Option<Response>> {
-    Ok(Some(Response::json(json!({"state": "Inactive"}))))
+    let mut r = Response::default();
+    r.warnings
+        .push("Tidy operation cannot be cancelled as none is currently running.".into());
+    Ok(Some(r))
 }
 
 /// Makes every issuer's CRL rebuild on its next fetch.

@@ -466,7 +466,24 @@ async fn revoked_entries(
 }
 
 async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form, delta: bool) -> CoreResult<Option<Response>> {
-    let issuer = issuers::resolve_issuer(&pki, &c, c.param("ref")).await?;
+    let reference = c.param("ref").to_string();
+    let issuer = match issuers::find_issuer(&pki, &c, &reference).await? {
+        Some(i) => i,
+        // The mount's default CRL before any CA exists: empty, as OpenBao answers.
+        None if reference.is_empty() => return Ok(None),
+        None => {
+            return Err(CoreError::bad(format!(
+                "unable to find PKI issuer for reference: {reference}"
+            )))
+        }
+    };
+    if issuer.key_id.is_empty() {
+        // OpenBao's wording; `bao pki health-check` skips issuers answering "unable to find".
+        return Err(CoreError::bad(format!(
+            "unable to find CRL for issuer: id:{}/ref:{reference}",
+            issuer.issuer_id
+        )));
+    }
     let der = current_crl(&pki, &c, &issuer, false, delta).await?;
     let pem = x509::pem_block("X509 CRL", &der);
     Ok(Some(match form {

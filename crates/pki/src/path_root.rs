@@ -204,6 +204,59 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
             )
             .help("Delete the mount's CA.", "")
             .sudo(),
+        PathSpec::new("config/cluster")
+            .field(Field::new(
+                "path",
+                FieldType::String,
+                "This mount's URL on this cluster (for AIA templating).",
+            ))
+            .field(Field::new(
+                "aia_path",
+                FieldType::String,
+                "This mount's URL for AIA (for AIA templating).",
+            ))
+            .op(
+                Operation::Read,
+                "Read the cluster-local URLs.",
+                handler(read_cluster),
+            )
+            .write_op("Set the cluster-local URLs.", handler(write_cluster))
+            .help("Cluster-local URLs of this mount.", ""),
+        PathSpec::new("config/acme")
+            .field(Field::new(
+                "enabled",
+                FieldType::Bool,
+                "ACME is not supported by signet; only false is accepted.",
+            ))
+            .field(Field::new(
+                "allowed_issuers",
+                FieldType::CommaStringSlice,
+                "Accepted.",
+            ))
+            .field(Field::new(
+                "allowed_roles",
+                FieldType::CommaStringSlice,
+                "Accepted.",
+            ))
+            .field(Field::new(
+                "allow_role_ext_key_usage",
+                FieldType::Bool,
+                "Accepted.",
+            ))
+            .field(Field::new(
+                "default_directory_policy",
+                FieldType::String,
+                "Accepted.",
+            ))
+            .field(Field::new("dns_resolver", FieldType::String, "Accepted."))
+            .field(Field::new("eab_policy", FieldType::String, "Accepted."))
+            .op(
+                Operation::Read,
+                "Read the ACME configuration (ACME is off).",
+                handler(read_acme),
+            )
+            .write_op("Configure ACME (only disabled).", handler(write_acme))
+            .help("ACME configuration; signet does not serve ACME.", ""),
         PathSpec::new("config/urls")
             .field(Field::new(
                 "issuing_certificates",
@@ -501,4 +554,80 @@ async fn write_urls(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     }
     pki.put(&c, CONFIG_URLS, &u).await?;
     Ok(None)
+}
+
+const CONFIG_CLUSTER: &str = "config/cluster";
+
+async fn read_cluster(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let v: Option<serde_json::Value> = pki.get(&c, CONFIG_CLUSTER).await?;
+    let v = v.unwrap_or_else(|| json!({}));
+    Ok(Some(Response::json(json!({
+        "path": v.get("path").cloned().unwrap_or(json!("")),
+        "aia_path": v.get("aia_path").cloned().unwrap_or(json!("")),
+    }))))
+}
+
+async fn write_cluster(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let f = &c.fields;
+    for k in ["path", "aia_path"] {
+        let v = f.str(k);
+        if !(v.is_empty() || v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(CoreError::bad(format!("invalid URL for {k}: {v}")));
+        }
+    }
+    let v = json!({"path": f.str("path"), "aia_path": f.str("aia_path")});
+    pki.put(&c, CONFIG_CLUSTER, &v).await?;
+    Ok(Some(Response::json(v)))
+}
+
+const CONFIG_ACME: &str = "config/acme";
+
+async fn read_acme(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let stored: Option<serde_json::Value> = pki.get(&c, CONFIG_ACME).await?;
+    let mut v = json!({
+        "allow_role_ext_key_usage": false,
+        "allowed_issuers": ["*"],
+        "allowed_roles": ["*"],
+        "default_directory_policy": "sign-verbatim",
+        "dns_resolver": "",
+        "eab_policy": "not-required",
+        "enabled": false,
+    });
+    if let (Some(serde_json::Value::Object(s)), serde_json::Value::Object(m)) = (stored, &mut v) {
+        for (k, val) in s {
+            m.insert(k, val);
+        }
+    }
+    Ok(Some(Response::json(v)))
+}
+
+/// signet does not serve ACME (its users run an agent or cert-manager's Vault issuer); the
+/// configuration can be written with ACME disabled so tools that manage it keep working.
+async fn write_acme(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+    let f = &c.fields;
+    if f.bool("enabled") {
+        return Err(CoreError::bad(
+            "ACME is not supported by signet; use the issue/sign API, the signet agent or cert-manager's Vault issuer",
+        ));
+    }
+    let mut m = serde_json::Map::new();
+    for k in ["allowed_issuers", "allowed_roles"] {
+        if f.is_set(k) {
+            m.insert(k.into(), json!(f.strings(k)));
+        }
+    }
+    for k in ["default_directory_policy", "dns_resolver", "eab_policy"] {
+        if f.is_set(k) {
+            m.insert(k.into(), json!(f.str(k)));
+        }
+    }
+    if f.is_set("allow_role_ext_key_usage") {
+        m.insert(
+            "allow_role_ext_key_usage".into(),
+            json!(f.bool("allow_role_ext_key_usage")),
+        );
+    }
+    pki.put(&c, CONFIG_ACME, &serde_json::Value::Object(m))
+        .await?;
+    read_acme(pki, c).await
 }
