@@ -96,3 +96,28 @@ def test_extensions_from_role(target):
                  {"common_name": "a.example.com", "other_sans": "1.3.6.1.4.1.311.20.2.3;UTF8:x@evil.com"}):
         r = target.req("POST", f"{pki}/issue/x", json_body=body)
         assert r.status_code == 400, (body, r.text)
+
+
+def test_issue_formats_and_key_encodings(target):
+    pki = mount_pki(target)
+    for kt in ("ec", "rsa", "ed25519"):
+        assert target.req("POST", f"{pki}/roles/{kt}", json_body={"allow_any_name": True, "key_type": kt, "max_ttl": "1h"}).status_code == 200
+    labels = {"ec": "EC PRIVATE KEY", "rsa": "RSA PRIVATE KEY", "ed25519": "PRIVATE KEY"}
+    for kt, label in labels.items():
+        d = target.req("POST", f"{pki}/issue/{kt}", json_body={"common_name": "a.example.com"}).json()["data"]
+        assert d["private_key"].startswith(f"-----BEGIN {label}-----"), d["private_key"][:40]
+        d = target.req("POST", f"{pki}/issue/{kt}", json_body={"common_name": "a.example.com", "private_key_format": "pkcs8"}).json()["data"]
+        assert d["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
+    d = target.req("POST", f"{pki}/issue/ec", json_body={"common_name": "a.example.com", "format": "pem_bundle"}).json()["data"]
+    begins = [l for l in d["certificate"].splitlines() if l.startswith("-----BEGIN")]
+    assert begins == ["-----BEGIN EC PRIVATE KEY-----", "-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE-----"], begins
+    d = target.req("POST", f"{pki}/issue/ec", json_body={"common_name": "a.example.com", "format": "der"}).json()["data"]
+    import base64
+    for v in (d["certificate"], d["issuing_ca"], d["private_key"], *d["ca_chain"]):
+        assert not v.startswith("-----") and base64.b64decode(v)[0] == 0x30
+    # A SEC1 key (as issued) imports back, and pairs with nothing.
+    ec = target.req("POST", f"{pki}/issue/ec", json_body={"common_name": "a.example.com"}).json()["data"]["private_key"]
+    r = target.req("POST", f"{pki}/keys/import", json_body={"pem_bundle": ec})
+    assert r.status_code == 200, r.text
+    r = target.req("POST", f"{pki}/issue/ec", json_body={"common_name": "a.example.com", "format": "banana"})
+    assert r.status_code == 400

@@ -1003,3 +1003,51 @@ pub fn build_delta_crl(
     out.extend(der_tlv(0x03, &bits));
     Ok(der_tlv(0x30, &out))
 }
+
+/// A private key as OpenBao returns it: by default the key type's own encoding (PKCS#1
+/// `RSA PRIVATE KEY`, SEC1 `EC PRIVATE KEY`; Ed25519 has only PKCS#8), or PKCS#8 when
+/// `private_key_format=pkcs8`; PEM, or base64 DER when the response `format` is `der`.
+pub fn export_private_key(pkcs8_pem: &str, pkcs8: bool, der: bool) -> Result<String, X509Error> {
+    use aws_lc_rs::encoding::AsDer as _;
+    use base64::Engine as _;
+    let (kp, kt) = load_key(pkcs8_pem)?;
+    let p8 = kp.serialize_der();
+    let (label, bytes) = match (kt, pkcs8) {
+        (KeyType::Ed25519, _) | (_, true) => ("PRIVATE KEY", p8),
+        (KeyType::Rsa(_), false) => {
+            // PrivateKeyInfo ::= SEQUENCE { version, algorithm, privateKey OCTET STRING }: the
+            // octet string holds the PKCS#1 RSAPrivateKey.
+            let (_, _, hdr) = der_element(&p8)?;
+            let mut at = hdr;
+            let mut inner = None;
+            for _ in 0..3 {
+                let (tag, len, h) = der_element(&p8[at..])?;
+                if tag == 0x04 {
+                    inner = Some(p8[at + h..at + len].to_vec());
+                }
+                at += len;
+            }
+            let inner = inner.ok_or_else(|| X509Error::Build("malformed PKCS#8 RSA key".into()))?;
+            ("RSA PRIVATE KEY", inner)
+        }
+        (KeyType::Ec(bits), false) => {
+            let alg = match bits {
+                384 => &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                521 => &aws_lc_rs::signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+                _ => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            };
+            let ec = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, &p8)
+                .map_err(|_| X509Error::Build("cannot re-encode the EC key".into()))?;
+            let sec1 = ec
+                .private_key()
+                .as_der()
+                .map_err(|_| X509Error::Build("cannot re-encode the EC key".into()))?;
+            ("EC PRIVATE KEY", sec1.as_ref().to_vec())
+        }
+    };
+    Ok(if der {
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
+    } else {
+        pem_block(label, &bytes)
+    })
+}

@@ -244,7 +244,13 @@ async fn generate_intermediate(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Respo
     data.insert("csr".into(), json!(csr.trim_end()));
     data.insert("key_id".into(), json!(key_id));
     if kind == "exported" {
-        data.insert("private_key".into(), json!(key_pem.trim_end()));
+        let k = x509::export_private_key(
+            &key_pem,
+            c.fields.str("private_key_format") == "pkcs8",
+            c.fields.str("format") == "der",
+        )
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        data.insert("private_key".into(), json!(k));
         data.insert("private_key_type".into(), json!(kt.name()));
     }
     Ok(Some(Response::data(data)))

@@ -330,6 +330,7 @@ async fn issue_with(
     issuer.require_usage("issuing-certificates")?;
     let f = &c.fields;
     let mut warnings = Vec::new();
+    check_formats(f)?;
     let other_sans = parse_other_sans(&f.strings("other_sans"))?;
     for (oid, value) in &other_sans {
         let full = format!("{oid};UTF8:{value}");
@@ -601,20 +602,41 @@ async fn issue_with(
     }
     let mut data = Map::new();
     let format = f.str("format");
-    let certificate = if format == "pem_bundle" {
-        let mut b = pem.clone();
-        if let Some(k) = &private_key {
-            b = format!("{b}\n{k}");
-        }
-        for p in &chain {
-            b = format!("{b}\n{p}");
-        }
-        b
+    let der = format == "der";
+    let pkcs8 = f.str("private_key_format") == "pkcs8";
+    let private_key = match &private_key {
+        Some(k) => Some(
+            x509::export_private_key(k, pkcs8, der)
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let b64 = |p: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(crate::pem_der(p))
+    };
+    let certificate = match format.as_str() {
+        // OpenBao's bundle: the key, the certificate, then the chain.
+        "pem_bundle" => private_key
+            .iter()
+            .cloned()
+            .chain(std::iter::once(pem.clone()))
+            .chain(chain.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "der" => b64(&pem),
+        _ => pem.clone(),
+    };
+    let (issuing_ca, chain) = if der {
+        (
+            b64(&issuer.certificate),
+            chain.iter().map(|p| b64(p)).collect(),
+        )
     } else {
-        pem.clone()
+        (issuer.certificate.clone(), chain)
     };
     data.insert("certificate".into(), json!(certificate));
-    data.insert("issuing_ca".into(), json!(issuer.certificate));
+    data.insert("issuing_ca".into(), json!(issuing_ca));
     data.insert("ca_chain".into(), json!(chain));
     data.insert("serial_number".into(), json!(info.serial));
     data.insert("expiration".into(), json!(info.not_after));
@@ -686,5 +708,25 @@ pub(crate) async fn store_ca_cert(
         ops.push(Op::Put(k, Vec::new()));
     }
     c.storage.apply(ops).await?;
+    Ok(())
+}
+
+/// `format` and `private_key_format` as OpenBao accepts them.
+pub(crate) fn check_formats(f: &signet_core::framework::FieldData) -> CoreResult<()> {
+    if !matches!(f.str("format").as_str(), "" | "pem" | "der" | "pem_bundle") {
+        return Err(CoreError::bad(format!(
+            "unknown format for GET request: {}",
+            f.str("format")
+        )));
+    }
+    if !matches!(
+        f.str("private_key_format").as_str(),
+        "" | "der" | "pem" | "pkcs8"
+    ) {
+        return Err(CoreError::bad(format!(
+            "unknown private key format: {}",
+            f.str("private_key_format")
+        )));
+    }
     Ok(())
 }

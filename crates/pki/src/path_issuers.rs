@@ -616,7 +616,9 @@ async fn generate_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     data.insert("key_name".into(), json!(name));
     data.insert("key_type".into(), json!(kt.name()));
     if kind == "exported" {
-        data.insert("private_key".into(), json!(pem));
+        let k = x509::export_private_key(&pem, false, false)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        data.insert("private_key".into(), json!(k));
     }
     Ok(Some(Response::data(data)))
 }

@@ -346,6 +346,7 @@ pub(crate) fn generation_key(
 async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let kind = c.param("type").to_string();
     let f = &c.fields;
+    crate::path_issue_sign::check_formats(f)?;
     let cn = f.str("common_name");
     issuers::check_name(&f.str("issuer_name"), "issuer")?;
     let (kt, key) = match generation_key(&c, &kind)? {
@@ -462,7 +463,13 @@ async fn generate_root(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     data.insert("key_name".into(), json!(key_name));
     data.insert("serial_number".into(), json!(info.serial));
     if kind == "exported" {
-        data.insert("private_key".into(), json!(key_pem));
+        let k = x509::export_private_key(
+            &key_pem,
+            f.str("private_key_format") == "pkcs8",
+            f.str("format") == "der",
+        )
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+        data.insert("private_key".into(), json!(k));
         data.insert("private_key_type".into(), json!(kt.name()));
     }
     let mut r = Response::data(data);
