@@ -132,8 +132,19 @@ impl PolicyStore {
 
     /// Names of stored policies, plus `root`.
     pub async fn list(&self) -> CoreResult<Vec<String>> {
-        let mut names = self.view()?.list("").await?;
-        names.retain(|n| !n.ends_with('/'));
+        // Names may contain `/` (`cluster/pki/etcd/member`): walk the folders.
+        let view = self.view()?;
+        let mut names = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(prefix) = folders.pop() {
+            for child in view.list(&prefix).await? {
+                if child.ends_with('/') {
+                    folders.push(format!("{prefix}{child}"));
+                } else {
+                    names.push(format!("{prefix}{child}"));
+                }
+            }
+        }
         names.push("root".into());
         names.sort();
         Ok(names)

@@ -133,7 +133,10 @@ async fn issuance_through_approle_is_findable_and_secrets_are_hashed() {
     }
     // The dev root token is the string "root": it must not appear as a token value.
     assert!(!log.contains("\"client_token\":\"root\""));
-    assert!(!log.contains("PRIVATE KEY"), "no private key in the audit log");
+    assert!(
+        !log.contains("PRIVATE KEY"),
+        "no private key in the audit log"
+    );
     // grep on the CN finds the issuance: request and response entries.
     let entries: Vec<Value> = log
         .lines()

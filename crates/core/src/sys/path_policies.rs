@@ -20,7 +20,7 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 handler(list_acl),
             )
             .help("List the configured access control policies.", ""),
-        PathSpec::new("policies/acl/:name")
+        PathSpec::new("policies/acl/*name")
             .field(Field::new(
                 "name",
                 FieldType::String,
@@ -58,7 +58,7 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
                 handler(list_legacy),
             )
             .help("List the configured access control policies.", ""),
-        PathSpec::new("policy/:name")
+        PathSpec::new("policy/*name")
             .field(Field::new(
                 "name",
                 FieldType::String,
