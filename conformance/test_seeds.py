@@ -143,3 +143,78 @@ def test_seed_004_offline_root_istio_intermediate_approle(target):
     # The AppRole token can sign and do nothing else.
     r = target.req("POST", f"{istioca}/issue/cluster-local", token=token, json_body={"common_name": "a.svc"})
     assert r.status_code == 403
+
+
+from test_auth_methods import kube, sa_token  # noqa: E402,F401  (the TokenReview fake)
+
+
+def test_seed_001_terraform_layout_cert_manager_kubernetes_auth(target, kube):
+    """Seed 001 drives Vault with Terraform's vault provider; Terraform is not installable
+    here, so this replays the provider's API calls for the article's resources (mounts, root
+    and intermediate, role, policy, Kubernetes auth) and then cert-manager's login and sign
+    with a 10-minute certificate."""
+    fake, good, _other, _forged = kube
+    d = tempfile.mkdtemp()
+    cid = "t" + uuid.uuid4().hex[:6]
+    root, inter, k8s = f"{cid}-pki", f"{cid}-pki_int", f"{cid}-kubernetes"
+
+    def call(method, path, body=None, want=(200, 204)):
+        r = target.req(method, path, json_body=body)
+        assert r.status_code in want, (path, r.status_code, r.text)
+        return r.json() if r.status_code == 200 else None
+
+    call("POST", f"sys/auth/{k8s}", {"type": "kubernetes"})
+    call("POST", f"auth/{k8s}/config", {"kubernetes_host": fake.url, "kubernetes_ca_cert": fake.ca_pem,
+                                        "token_reviewer_jwt": "reviewer-jwt"})
+    assert call("GET", f"auth/{k8s}/config")["data"]["kubernetes_host"] == fake.url
+    call("POST", f"sys/mounts/{root}", {"type": "pki", "config": {"max_lease_ttl": "315360000s"}})
+    call("POST", f"sys/mounts/{inter}", {"type": "pki", "config": {"max_lease_ttl": "157680000s"}})
+    r = call("POST", f"{root}/root/generate/internal", {
+        "common_name": "testlab.local Root CA", "ttl": "315360000s", "format": "pem", "private_key_format": "der",
+        "key_type": "rsa", "key_bits": 4096, "exclude_cn_from_sans": True, "ou": "Lab", "organization": "Testlab"})
+    root_pem = r["data"]["certificate"]
+    call("POST", f"{root}/config/urls", {
+        "issuing_certificates": [target.url(f"{root}/ca")], "crl_distribution_points": [target.url(f"{root}/crl")]})
+    csr = call("POST", f"{inter}/intermediate/generate/internal", {
+        "common_name": "testlab.local Intermediate CA", "format": "pem", "private_key_format": "der",
+        "key_type": "rsa", "key_bits": 2048})["data"]["csr"]
+    signed = call("POST", f"{root}/root/sign-intermediate", {
+        "csr": csr, "common_name": "testlab.local Intermediate CA", "format": "pem_bundle", "ttl": "157680000s",
+        "exclude_cn_from_sans": True})["data"]
+    call("POST", f"{inter}/intermediate/set-signed", {"certificate": signed["certificate"]})
+    call("POST", f"{inter}/config/urls", {
+        "issuing_certificates": [target.url(f"{inter}/ca")], "crl_distribution_points": [target.url(f"{inter}/crl")]})
+    call("POST", f"{inter}/roles/fruits-catalog", {
+        "allowed_domains": ["testlab.local"], "allow_subdomains": True, "max_ttl": "600s", "key_type": "rsa",
+        "key_bits": 2048, "generate_lease": True})
+    role = call("GET", f"{inter}/roles/fruits-catalog")["data"]
+    assert role["allowed_domains"] == ["testlab.local"] and role["max_ttl"] == 600
+    call("PUT", f"sys/policies/acl/{cid}-fruits-catalog", {"policy":
+         f'path "{inter}/sign/fruits-catalog" {{ capabilities = ["create", "update"] }}\n'
+         f'path "{inter}/issue/fruits-catalog" {{ capabilities = ["create"] }}\n'})
+    call("POST", f"auth/{k8s}/role/cert-manager", {
+        "bound_service_account_names": ["cert-manager-sa"], "bound_service_account_namespaces": ["fruits-catalog"],
+        "token_ttl": 1200, "token_policies": [f"{cid}-fruits-catalog"]})
+    # cert-manager: log in with its service account, then sign its Certificate's CSR.
+    r = target.req("POST", f"auth/{k8s}/login", token=None, json_body={"role": "cert-manager", "jwt": good})
+    assert r.status_code == 200, r.text
+    token = r.json()["auth"]["client_token"]
+    ok(sh(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
+           "-subj", "/CN=fruits.testlab.local", "-addext", "subjectAltName=DNS:fruits.testlab.local"], d))
+    body = {"csr": open(os.path.join(d, "tls.csr")).read(), "common_name": "fruits.testlab.local",
+            "alt_names": "fruits.testlab.local", "ip_sans": "", "uri_sans": "", "ttl": "10m",
+            "exclude_cn_from_sans": False}
+    r = target.req("POST", f"{inter}/sign/fruits-catalog", token=token, json_body=body)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["expiration"] - int(__import__("time").time()) <= 600 + 5
+    for name, text in (("root.pem", root_pem), ("chain.pem", data["issuing_ca"]), ("tls.crt", data["certificate"])):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text + "\n")
+    ok(sh(["openssl", "verify", "-CAfile", "root.pem", "-untrusted", "chain.pem", "tls.crt"], d))
+    t = ok(sh(["openssl", "x509", "-in", "tls.crt", "-noout", "-text"], d)).stdout
+    assert "DNS:fruits.testlab.local" in t and "TLS Web Server Authentication" in t
+    assert target.url(f"{inter}/ca") in t and target.url(f"{inter}/crl") in t
+    # The article's browser step: the CA chain is downloadable without a token.
+    chain = target.req("GET", f"{inter}/ca_chain", token=None)
+    assert chain.status_code == 200 and chain.text.count("BEGIN CERTIFICATE") == 2
