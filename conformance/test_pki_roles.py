@@ -121,3 +121,15 @@ def test_issue_formats_and_key_encodings(target):
     assert r.status_code == 200, r.text
     r = target.req("POST", f"{pki}/issue/ec", json_body={"common_name": "a.example.com", "format": "banana"})
     assert r.status_code == 400
+
+
+def test_signature_bits_on_rsa_issuer(target):
+    path = "pki-" + uuid.uuid4().hex[:6]
+    assert target.cli("secrets", "enable", f"-path={path}", "pki").returncode == 0
+    r = target.req("POST", f"{path}/root/generate/internal", json_body={"common_name": "RSA Root", "key_type": "rsa"})
+    assert r.status_code == 200, r.text
+    r = target.req("POST", f"{path}/roles/s384", json_body={"allow_any_name": True, "key_type": "ec", "signature_bits": 384})
+    assert r.status_code == 200 and r.json()["data"]["signature_bits"] == 384, r.text
+    out = target.req("POST", f"{path}/issue/s384", json_body={"common_name": "a.example.com", "ttl": "1h"})
+    assert out.status_code == 200, out.text
+    assert "sha384WithRSAEncryption" in text_of(out.json()["data"]["certificate"])

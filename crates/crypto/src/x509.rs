@@ -498,6 +498,9 @@ pub struct Signer {
     pub cert_der: Vec<u8>,
     pub key: KeyPair,
     pub key_type: KeyType,
+    /// The same RSA key bound to SHA-384 and SHA-512 (rcgen ties the hash to the key pair),
+    /// for `signature_bits`; built on first use.
+    rsa_variants: std::sync::OnceLock<Option<(KeyPair, KeyPair)>>,
 }
 
 impl Signer {
@@ -510,6 +513,7 @@ impl Signer {
             cert_der: der.as_ref().to_vec(),
             key,
             key_type,
+            rsa_variants: std::sync::OnceLock::new(),
         })
     }
 
@@ -522,13 +526,44 @@ impl Signer {
 
     /// Signs a certificate for `public_key` (DER SPKI).
     pub fn sign(&self, spec: &CertSpec, spki_der: &[u8]) -> Result<Vec<u8>, X509Error> {
+        self.sign_with_bits(spec, spki_der, 0)
+    }
+
+    /// Signs with a chosen hash size (`signature_bits`: 256, 384 or 512; 0 = the key's
+    /// default). Only RSA keys choose; an ECDSA or Ed25519 key's hash follows its curve.
+    pub fn sign_with_bits(
+        &self,
+        spec: &CertSpec,
+        spki_der: &[u8],
+        bits: u32,
+    ) -> Result<Vec<u8>, X509Error> {
         let params = params_for(spec)?;
-        let issuer =
-            Issuer::from_ca_cert_der(&CertificateDer::from(self.cert_der.clone()), &self.key)
-                .map_err(build_err)?;
+        let key = self.key_for_bits(bits)?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(self.cert_der.clone()), key)
+            .map_err(build_err)?;
         let pk = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(build_err)?;
         let cert = params.signed_by(&pk, &issuer).map_err(build_err)?;
         Ok(cert.der().as_ref().to_vec())
+    }
+
+    fn key_for_bits(&self, bits: u32) -> Result<&KeyPair, X509Error> {
+        if !matches!(self.key_type, KeyType::Rsa(_)) || !matches!(bits, 384 | 512) {
+            return Ok(&self.key);
+        }
+        let variants = self.rsa_variants.get_or_init(|| {
+            let der = zeroize::Zeroizing::new(self.key.serialize_der());
+            let p8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_slice());
+            let a = KeyPair::from_pkcs8_der_and_sign_algo(&p8, &rcgen::PKCS_RSA_SHA384).ok()?;
+            let b = KeyPair::from_pkcs8_der_and_sign_algo(&p8, &rcgen::PKCS_RSA_SHA512).ok()?;
+            Some((a, b))
+        });
+        match (variants, bits) {
+            (Some((a, _)), 384) => Ok(a),
+            (Some((_, b)), _) => Ok(b),
+            (None, _) => Err(X509Error::Build(
+                "cannot prepare the RSA key for the requested signature_bits".into(),
+            )),
+        }
     }
 }
 

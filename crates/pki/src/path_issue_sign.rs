@@ -552,7 +552,7 @@ async fn issue_with(
     };
     let signer = issuers::signer(&pki, &c, &issuer).await?;
     let der = signer
-        .sign(&spec, &spki)
+        .sign_with_bits(&spec, &spki, role.signature_bits as u32)
         .map_err(|e| CoreError::bad(e.to_string()))?;
     let info = x509::cert_info(&der).map_err(|e| CoreError::Internal(e.to_string()))?;
     let pem = x509::cert_pem(&der);

@@ -372,6 +372,11 @@ fn validate(r: &mut Role) -> CoreResult<()> {
             )));
         }
     }
+    if r.use_pss && matches!(r.key_type.as_str(), "rsa" | "any") {
+        return Err(CoreError::bad(
+            "use_pss is not supported by signet: certificates are signed with RSA PKCS#1 v1.5",
+        ));
+    }
     let mut cnv: Vec<String> = Vec::new();
     for v in &r.cn_validations {
         let v = v.trim().to_lowercase();
