@@ -59,3 +59,13 @@ def test_audit_list_hash_and_entries(audited):
     # Devices are not created through the API by default.
     r = requests.put(f"{addr}/v1/sys/audit/other", json={"type": "file", "options": {"file_path": os.path.join(home, "x.log")}}, headers=h, timeout=10)
     assert r.status_code == 400, r.text
+    assert r.json()["errors"] == ["cannot enable audit device via API; use declarative, config-based audit device management instead"]
+    assert not os.path.exists(os.path.join(home, "x.log"))
+    # The bao CLI's table and its answers for enable and disable.
+    r = subprocess.run([BAO_BIN, "audit", "list", "-detailed"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "main/" in r.stdout and "file" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([BAO_BIN, "audit", "enable", "file", "file_path=" + os.path.join(home, "y.log")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "cannot enable audit device via API" in r.stderr
+    r = subprocess.run([BAO_BIN, "audit", "disable", "never-enabled"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr

@@ -52,11 +52,45 @@ pub struct AuditConfig {
     pub kind: String,
     pub name: String,
     pub description: String,
-    pub file_path: String,
-    pub mode: u32,
-    pub log_raw: bool,
-    pub hmac_accessor: bool,
-    pub prefix: String,
+    /// Vault's option names and string values (`file_path` already resolved against the
+    /// configuration file's directory); `signet_audit::build` interprets them.
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Checks the values of a device's options without opening anything.
+fn check_audit_options(
+    kind: &str,
+    opts: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let get = |k: &str| opts.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    for k in ["log_raw", "hmac_accessor"] {
+        if !matches!(get(k), "" | "true" | "false" | "1" | "0") {
+            return Err(format!("invalid {k} {:?}: use true or false", get(k)));
+        }
+    }
+    if !matches!(get("format"), "" | "json") {
+        return Err(format!(
+            "audit format {:?} is not supported: use json",
+            get("format")
+        ));
+    }
+    match kind {
+        "file"
+            if !get("mode").is_empty()
+                && u32::from_str_radix(get("mode").trim_start_matches("0o"), 8).is_err() =>
+        {
+            Err(format!(
+                "invalid mode {:?}: use an octal like \"0600\"",
+                get("mode")
+            ))
+        }
+        "socket" if get("address").is_empty() => Err("needs options { address = \"...\" }".into()),
+        "socket" if !matches!(get("socket_type"), "" | "tcp" | "udp" | "unix") => Err(format!(
+            "invalid socket_type {:?}: use tcp, udp or unix",
+            get("socket_type")
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A whole server configuration.
@@ -273,32 +307,21 @@ impl ServerConfig {
                     "audit needs a type and a name, like audit \"file\" \"main\" { ... }",
                 ));
             };
-            if kind != "file" {
+            let Some(known) = signet_audit::known_options(kind) else {
                 return Err(body.error(
                     b.line,
-                    format!("unknown audit device type {kind:?}: signet supports \"file\""),
+                    format!(
+                        "unknown audit device type {kind:?}: signet supports \"file\", \"socket\" and \"syslog\""
+                    ),
                 ));
-            }
+            };
             let ctx = format!(" in audit {kind:?} {name:?}");
             b.body
                 .reject_unknown(&["description", "local", "options"], &["options"], &ctx)?;
             let mut opts = serde_json::Map::new();
             if let Some(o) = b.body.blocks("options").next() {
-                o.body.reject_unknown(
-                    &[
-                        "file_path",
-                        "path",
-                        "mode",
-                        "log_raw",
-                        "hmac_accessor",
-                        "format",
-                        "prefix",
-                        "elide_list_responses",
-                        "fallback",
-                    ],
-                    &[],
-                    &format!(" in the options of audit {name:?}"),
-                )?;
+                o.body
+                    .reject_unknown(known, &[], &format!(" in the options of audit {name:?}"))?;
                 for a in &o.body.attrs {
                     opts.insert(a.key.clone(), a.value.clone());
                 }
@@ -307,63 +330,41 @@ impl ServerConfig {
                     opts = m.clone();
                 }
             }
-            let get = |k: &str| {
-                opts.get(k).map(|v| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            };
-            let file_path = get("file_path")
-                .or_else(|| get("path"))
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| {
-                    body.error(
-                        b.line,
-                        format!("audit {name:?} needs options {{ file_path = \"...\" }}"),
-                    )
-                })?;
-            let mode = match get("mode") {
-                None => 0o600,
-                Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8).map_err(|_| {
-                    body.error(
-                        b.line,
-                        format!(
-                            "invalid mode {m:?} for audit {name:?}: use an octal like \"0600\""
-                        ),
-                    )
-                })?,
-            };
-            let flag = |k: &str, d: bool| -> Result<bool, ConfError> {
-                match get(k).as_deref() {
-                    None => Ok(d),
-                    Some("true" | "1") => Ok(true),
-                    Some("false" | "0") => Ok(false),
-                    Some(v) => {
-                        Err(body.error(b.line, format!("invalid {k} {v:?} for audit {name:?}")))
-                    }
-                }
-            };
-            if let Some(f) = get("format") {
-                if f != "json" {
-                    return Err(body.error(
-                        b.line,
-                        format!("audit format {f:?} is not supported: use json"),
-                    ));
+            // Every value as the string the API would carry.
+            for v in opts.values_mut() {
+                if !v.is_string() {
+                    *v = serde_json::Value::String(v.to_string());
                 }
             }
+            if kind == "file" {
+                let file_path = opts
+                    .get("file_path")
+                    .or_else(|| opts.get("path"))
+                    .and_then(|v| v.as_str())
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .ok_or_else(|| {
+                        body.error(
+                            b.line,
+                            format!("audit {name:?} needs options {{ file_path = \"...\" }}"),
+                        )
+                    })?;
+                opts.remove("path");
+                let resolved = if file_path == "stdout" {
+                    file_path
+                } else {
+                    resolve(path, &file_path).display().to_string()
+                };
+                opts.insert("file_path".into(), serde_json::Value::String(resolved));
+            }
+            // Values are checked now, so a typo is reported with its line, not at start-up.
+            check_audit_options(kind, &opts)
+                .map_err(|e| body.error(b.line, format!("audit {name:?}: {e}")))?;
             cfg.audit.push(AuditConfig {
                 kind: kind.clone(),
                 name: name.clone(),
                 description: b.body.string("description")?.unwrap_or_default(),
-                file_path: if file_path == "stdout" {
-                    file_path
-                } else {
-                    resolve(path, &file_path).display().to_string()
-                },
-                mode,
-                log_raw: flag("log_raw", false)?,
-                hmac_accessor: flag("hmac_accessor", true)?,
-                prefix: get("prefix").unwrap_or_default(),
+                options: opts,
             });
         }
         for b in body.blocks("seal") {
@@ -464,13 +465,19 @@ disable_mlock = true
         .unwrap();
         assert_eq!(c.audit.len(), 1);
         assert_eq!(c.audit[0].name, "main");
-        assert_eq!(c.audit[0].mode, 0o640);
-        assert!(!c.audit[0].hmac_accessor);
+        assert_eq!(c.audit[0].options["mode"], "0640");
+        assert_eq!(c.audit[0].options["hmac_accessor"], "false");
         let e = parse("audit \"file\" \"main\" {\n  options {\n    file_pth = \"x\"\n  }\n}\n")
             .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         let e = parse("audit \"socket\" \"s\" {}\n").unwrap_err();
-        assert!(e.message.contains("socket"), "{e}");
+        assert!(e.message.contains("address"), "{e}");
+        let c = parse("audit \"socket\" \"s\" {\n  options {\n    address = \"127.0.0.1:9090\"\n    socket_type = \"udp\"\n  }\n}\n").unwrap();
+        assert_eq!(c.audit[0].options["socket_type"], "udp");
+        let e = parse("audit \"syslog\" \"l\" {\n  options {\n    facility = \"AUTH\"\n    colour = \"x\"\n  }\n}\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let e = parse("audit \"kafka\" \"k\" {}\n").unwrap_err();
+        assert!(e.message.contains("kafka"), "{e}");
     }
 
     #[test]

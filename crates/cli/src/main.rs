@@ -25,6 +25,7 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    audit       Interact with audit devices (enable, disable, list)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally (-method=token|approle|kubernetes|jwt|cert|azure)
     operator    Perform operator-specific tasks (init, unseal, seal, rotate)

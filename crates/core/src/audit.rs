@@ -8,6 +8,10 @@
 //! salt, except what operators must be able to grep: the names, serial numbers and expiry of
 //! certificates (public information), which stay in clear — the certificates a response
 //! carries are summarised in clear under `certificates`.
+//!
+//! Devices come from the server configuration (declared, fixed for the process) and, only when
+//! the configuration sets `unsafe_allow_api_audit_creation`, from `sys/audit/:path` (built by
+//! the binary's [`AuditFactory`], persisted under `sys/audit/devices` and rebuilt at unseal).
 
 use std::sync::{Arc, RwLock};
 
@@ -38,7 +42,31 @@ pub trait AuditDevice: Send + Sync {
     fn log_raw(&self) -> bool {
         false
     }
+    /// Reopens the underlying file or connection (SIGHUP, after logrotate).
+    fn reopen(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
+
+/// Builds a device from its type, path, description and options (as `sys/audit/:path` takes
+/// them); the error is a message safe for the client.
+pub type AuditFactory = Arc<
+    dyn Fn(&str, &str, &str, &Map<String, Value>) -> Result<Arc<dyn AuditDevice>, String>
+        + Send
+        + Sync,
+>;
+
+/// A device enabled through the API, as persisted.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct DynamicDevice {
+    path: String,
+    kind: String,
+    description: String,
+    options: Map<String, Value>,
+    local: bool,
+}
+
+const DEVICES_KEY: &str = "devices";
 
 /// Request fields written in clear: the names and lifetime of a certificate request.
 const CLEAR_REQUEST: &[&str] = &[
@@ -72,8 +100,16 @@ struct Enabled {
 /// The broker.
 #[derive(Default)]
 pub struct AuditBroker {
+    /// Declared in the configuration.
     devices: Vec<Arc<dyn AuditDevice>>,
+    /// Enabled through the API (`unsafe_allow_api_audit_creation`), with their configuration.
+    dynamic: RwLock<Vec<(DynamicDevice, Arc<dyn AuditDevice>)>>,
     enabled: RwLock<Vec<Arc<Enabled>>>,
+    factory: Option<AuditFactory>,
+    allow_api: bool,
+    view: RwLock<Option<StorageView>>,
+    /// Serialises enable/disable.
+    change: tokio::sync::Mutex<()>,
 }
 
 fn now_rfc3339() -> String {
@@ -89,35 +125,67 @@ impl AuditBroker {
     pub fn new(devices: Vec<Arc<dyn AuditDevice>>) -> Self {
         AuditBroker {
             devices,
-            enabled: RwLock::new(Vec::new()),
+            ..Default::default()
         }
     }
 
-    /// Loads (or creates) each device's salt once the barrier is open.
+    /// Allows `sys/audit/:path` to enable and disable devices built by `factory`.
+    pub fn with_api(mut self, factory: Option<AuditFactory>, allow: bool) -> Self {
+        self.factory = factory;
+        self.allow_api = allow;
+        self
+    }
+
+    async fn salt_for(view: &StorageView, path: &str) -> CoreResult<hmac::Key> {
+        let key = format!("{path}salt");
+        let salt = match view.get(&key).await? {
+            Some(s) => s,
+            None => {
+                let mut b = vec![0u8; 32];
+                aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b)
+                    .map_err(|_| CoreError::Internal("random number generator failed".into()))?;
+                view.put(&key, b.clone()).await?;
+                b
+            }
+        };
+        Ok(hmac::Key::new(hmac::HMAC_SHA256, &salt))
+    }
+
+    /// Once the barrier is open: loads (or creates) each device's salt and rebuilds the
+    /// devices enabled through the API. A persisted device that cannot be rebuilt fails the
+    /// unseal, as in Vault: requests must not go unrecorded.
     pub async fn setup(&self, view: StorageView) -> CoreResult<()> {
         let mut enabled = Vec::new();
         for d in &self.devices {
-            let key = format!("{}salt", d.path());
-            let salt = match view.get(&key).await? {
-                Some(s) => s,
-                None => {
-                    let mut b = vec![0u8; 32];
-                    aws_lc_rs::rand::SecureRandom::fill(
-                        &aws_lc_rs::rand::SystemRandom::new(),
-                        &mut b,
-                    )
-                    .map_err(|_| CoreError::Internal("random number generator failed".into()))?;
-                    view.put(&key, b.clone()).await?;
-                    b
-                }
-            };
             enabled.push(Arc::new(Enabled {
                 device: d.clone(),
-                salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
+                salt: Self::salt_for(&view, d.path()).await?,
             }));
+        }
+        let table: Vec<DynamicDevice> = view.get_json(DEVICES_KEY).await?.unwrap_or_default();
+        let mut dynamic = Vec::new();
+        for cfg in table {
+            let factory = self.factory.as_ref().ok_or_else(|| {
+                CoreError::Internal("audit devices are stored but no factory is set".into())
+            })?;
+            let device =
+                factory(&cfg.kind, &cfg.path, &cfg.description, &cfg.options).map_err(|e| {
+                    CoreError::Internal(format!("cannot set up audit device {}: {e}", cfg.path))
+                })?;
+            enabled.push(Arc::new(Enabled {
+                device: device.clone(),
+                salt: Self::salt_for(&view, device.path()).await?,
+            }));
+            dynamic.push((cfg, device));
+        }
+        if let Ok(mut d) = self.dynamic.write() {
+            *d = dynamic;
         }
         if let Ok(mut e) = self.enabled.write() {
             *e = enabled;
+        }
+        if let Ok(mut v) = self.view.write() {
+            *v = Some(view);
         }
         Ok(())
     }
@@ -127,6 +195,133 @@ impl AuditBroker {
         if let Ok(mut e) = self.enabled.write() {
             e.clear();
         }
+        if let Ok(mut d) = self.dynamic.write() {
+            d.clear();
+        }
+        if let Ok(mut v) = self.view.write() {
+            *v = None;
+        }
+    }
+
+    /// `sys/audit/:path` (write): refused unless the configuration allows it; a device that
+    /// cannot be opened is never enabled, and nothing is stored.
+    pub async fn enable(
+        &self,
+        path: &str,
+        kind: &str,
+        description: &str,
+        options: Map<String, Value>,
+        local: bool,
+    ) -> CoreResult<()> {
+        if !self.allow_api {
+            return Err(CoreError::bad(
+                "cannot enable audit device via API; use declarative, config-based audit device management instead",
+            ));
+        }
+        let factory = self
+            .factory
+            .clone()
+            .ok_or_else(|| CoreError::bad("audit devices cannot be created on this server"))?;
+        let path = format!("{}/", path.trim_matches('/'));
+        if path == "/" {
+            return Err(CoreError::bad("missing audit device path"));
+        }
+        let _guard = self.change.lock().await;
+        let view = self
+            .view
+            .read()
+            .ok()
+            .and_then(|v| v.clone())
+            .ok_or(CoreError::Sealed)?;
+        let in_use = self.devices.iter().any(|d| d.path() == path)
+            || self
+                .dynamic
+                .read()
+                .map(|d| d.iter().any(|(c, _)| c.path == path))
+                .unwrap_or(false);
+        if in_use {
+            return Err(CoreError::bad(format!("path already in use: {path}")));
+        }
+        let device = factory(kind, &path, description, &options)
+            .map_err(|e| CoreError::bad(format!("failed to enable audit device {path}: {e}")))?;
+        let cfg = DynamicDevice {
+            path: path.clone(),
+            kind: kind.to_string(),
+            description: description.to_string(),
+            options,
+            local,
+        };
+        let mut table: Vec<DynamicDevice> = self
+            .dynamic
+            .read()
+            .map(|d| d.iter().map(|(c, _)| c.clone()).collect())
+            .unwrap_or_default();
+        table.push(cfg.clone());
+        let salt = Self::salt_for(&view, &path).await?;
+        view.put_json(DEVICES_KEY, &table).await?;
+        if let Ok(mut d) = self.dynamic.write() {
+            d.push((cfg, device.clone()));
+        }
+        if let Ok(mut e) = self.enabled.write() {
+            e.push(Arc::new(Enabled { device, salt }));
+        }
+        Ok(())
+    }
+
+    /// `sys/audit/:path` (delete). Devices from the configuration stay.
+    pub async fn disable(&self, path: &str) -> CoreResult<()> {
+        let path = format!("{}/", path.trim_matches('/'));
+        if self.devices.iter().any(|d| d.path() == path) {
+            return Err(CoreError::bad(format!(
+                "audit device {path} is declared in the server configuration; remove it there"
+            )));
+        }
+        let known = self
+            .dynamic
+            .read()
+            .map(|d| d.iter().any(|(c, _)| c.path == path))
+            .unwrap_or(false);
+        if !known {
+            // Disabling what is not enabled succeeds, as in OpenBao.
+            return Ok(());
+        }
+        let _guard = self.change.lock().await;
+        let view = self
+            .view
+            .read()
+            .ok()
+            .and_then(|v| v.clone())
+            .ok_or(CoreError::Sealed)?;
+        let table: Vec<DynamicDevice> = self
+            .dynamic
+            .read()
+            .map(|d| {
+                d.iter()
+                    .filter(|(c, _)| c.path != path)
+                    .map(|(c, _)| c.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        view.put_json(DEVICES_KEY, &table).await?;
+        view.delete(&format!("{path}salt")).await?;
+        if let Ok(mut d) = self.dynamic.write() {
+            d.retain(|(c, _)| c.path != path);
+        }
+        if let Ok(mut e) = self.enabled.write() {
+            e.retain(|x| x.device.path() != path);
+        }
+        Ok(())
+    }
+
+    /// Reopens every device (SIGHUP); returns the errors, device by device.
+    pub fn reopen_all(&self) -> Vec<(String, std::io::Error)> {
+        let mut errors = Vec::new();
+        for e in self.current() {
+            if let Err(err) = e.device.reopen() {
+                errors.push((e.device.path().to_string(), err));
+            }
+        }
+        errors
     }
 
     fn current(&self) -> Vec<Arc<Enabled>> {
@@ -135,12 +330,13 @@ impl AuditBroker {
 
     /// Whether any device is enabled.
     pub fn active(&self) -> bool {
-        !self.devices.is_empty()
+        !self.devices.is_empty() || self.dynamic.read().map(|d| !d.is_empty()).unwrap_or(true)
     }
 
     /// `sys/audit` listing.
     pub fn list(&self) -> Map<String, Value> {
-        self.devices
+        let mut out: Map<String, Value> = self
+            .devices
             .iter()
             .map(|d| {
                 (
@@ -148,7 +344,16 @@ impl AuditBroker {
                     json!({"type": d.kind(), "description": d.description(), "options": d.options(), "local": false, "path": d.path()}),
                 )
             })
-            .collect()
+            .collect();
+        if let Ok(d) = self.dynamic.read() {
+            for (c, dev) in d.iter() {
+                out.insert(
+                    c.path.clone(),
+                    json!({"type": c.kind, "description": c.description, "options": dev.options(), "local": c.local, "path": c.path}),
+                );
+            }
+        }
+        out
     }
 
     /// `sys/audit-hash/:path`.
@@ -164,7 +369,7 @@ impl AuditBroker {
     fn write_all(&self, build: impl Fn(&Enabled) -> Value) -> CoreResult<()> {
         let devices = self.current();
         if devices.is_empty() {
-            if self.active() {
+            if !self.devices.is_empty() {
                 return Err(CoreError::Internal(
                     "audit devices are configured but not ready".into(),
                 ));

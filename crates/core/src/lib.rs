@@ -99,6 +99,10 @@ pub struct CoreOptions {
     pub seal: SealKind,
     /// Audit devices declared in the configuration.
     pub audit: Vec<Arc<dyn audit::AuditDevice>>,
+    /// Builds devices enabled through `sys/audit/:path`.
+    pub audit_factory: Option<audit::AuditFactory>,
+    /// `unsafe_allow_api_audit_creation`: whether the API may enable and disable devices.
+    pub allow_api_audit: bool,
 }
 
 /// The core. Cheap to share as `Arc<Core>`.
@@ -133,7 +137,8 @@ impl Core {
             sys: Arc::new(sys::backend(weak.clone())),
             token_backend: Arc::new(token_paths::backend(tokens)),
             cluster: RwLock::new(None),
-            audit: audit::AuditBroker::new(options.audit),
+            audit: audit::AuditBroker::new(options.audit)
+                .with_api(options.audit_factory, options.allow_api_audit),
             state_lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -551,6 +551,8 @@ async fn tls_listener_serves_the_api() {
             registry: Registry::new().secrets("kv", signet_kv::factory()),
             seal: SealKind::Shamir,
             audit: vec![],
+            audit_factory: None,
+            allow_api_audit: false,
         },
     );
     core.dev_bootstrap(Some("root".into())).await.unwrap();

@@ -308,3 +308,207 @@ async fn requests_no_device_can_record_are_refused_and_not_run() {
     s.stop().await;
     s2.stop().await;
 }
+
+async fn dev_api() -> Server {
+    let s = Server::start_full(Arc::new(InmemStorage::new()), 1 << 20, vec![], true).await;
+    s.core.dev_bootstrap(Some("root".into())).await.unwrap();
+    s
+}
+
+/// With `unsafe_allow_api_audit_creation`, `sys/audit/:path` enables and disables devices;
+/// a device whose destination cannot be opened is never enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_enabled_file_device_under_the_unsafe_flag() {
+    let s = dev_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.log");
+    let (st, v) = call(
+        &s,
+        "PUT",
+        "sys/audit/bad",
+        Some("root"),
+        Some(json!({"type": "file", "options": {"file_path": "/nonexistent-dir/x.log"}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (_, list) = call(&s, "GET", "sys/audit", Some("root"), None).await;
+    assert!(list["data"].get("bad/").is_none(), "{list}");
+    let (st, v) = call(
+        &s,
+        "PUT",
+        "sys/audit/kafka",
+        Some("root"),
+        Some(json!({"type": "kafka"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = call(&s, "PUT", "sys/audit/f1", Some("root"), Some(json!({"type": "file", "description": "api", "options": {"file_path": file.display().to_string()}}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _) = call(
+        &s,
+        "PUT",
+        "sys/audit/f1",
+        Some("root"),
+        Some(json!({"type": "file", "options": {"file_path": file.display().to_string()}})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "path already in use");
+    let (_, list) = call(&s, "GET", "sys/audit", Some("root"), None).await;
+    assert_eq!(list["data"]["f1/"]["type"], "file", "{list}");
+    assert_eq!(list["data"]["f1/"]["description"], "api");
+    call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    let log = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("\"path\":\"sys/mounts\"")),
+        "{log}"
+    );
+    let (st, _) = call(&s, "DELETE", "sys/audit/f1", Some("root"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let before = std::fs::read_to_string(&file).unwrap().len();
+    call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().len(),
+        before,
+        "disabled device writes nothing"
+    );
+}
+
+/// Without the flag the API cannot create devices (a token holder must not be able to point
+/// a file device at an arbitrary path of the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_enable_refused_without_the_flag() {
+    let s = dev_with(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (st, v) = call(&s, "PUT", "sys/audit/f1", Some("root"), Some(json!({"type": "file", "options": {"file_path": dir.path().join("x").display().to_string()}}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(v["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("cannot enable audit device via API"));
+    assert!(!dir.path().join("x").exists());
+}
+
+/// A socket device: entries arrive over TCP; when the peer goes away the requests fail closed
+/// (it is the only device), and when it comes back they are recorded again, no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_device_fails_closed_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let serve =
+        move |listener: std::net::TcpListener, tx: std::sync::mpsc::Sender<String>, once: bool| {
+            std::thread::spawn(move || {
+                if let Ok((conn, _)) = listener.accept() {
+                    if once {
+                        drop(listener);
+                    }
+                    for line in BufReader::new(conn).lines() {
+                        match line {
+                            Ok(l) => {
+                                if tx.send(l).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                }
+            })
+        };
+    let s = dev_api().await;
+    let reader = serve(listener, tx.clone(), true);
+    let (st, v) = call(&s, "PUT", "sys/audit/sock", Some("root"), Some(json!({"type": "socket", "options": {"address": addr.to_string(), "socket_type": "tcp"}}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _) = call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let mut got = Vec::new();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        got.push(l);
+        if got
+            .iter()
+            .any(|l| l.contains("\"type\":\"response\"") && l.contains("sys/mounts"))
+        {
+            break;
+        }
+    }
+    assert!(
+        got.iter()
+            .any(|l| l.contains("\"type\":\"request\"") && l.contains("sys/mounts")),
+        "{got:?}"
+    );
+    // The peer goes away: the connection and the listener are closed.
+    let (st, _) = call(
+        &s,
+        "POST",
+        "sys/audit-hash/sock",
+        Some("root"),
+        Some(json!({"input": "x"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    // Stop the reader by closing its side: the server half sees EOF.
+    drop(rx);
+    let _ = reader;
+    // The reader thread exits on the next line it fails to forward; make sure it does.
+    call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut refused = false;
+    for _ in 0..5 {
+        let (st, v) = call(&s, "GET", "sys/mounts", Some("root"), None).await;
+        if st == StatusCode::INTERNAL_SERVER_ERROR {
+            assert!(v["errors"][0].as_str().unwrap().contains("audit"), "{v}");
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        refused,
+        "requests fail closed while the only audit device is unreachable"
+    );
+    // The peer returns on the same address: requests are recorded again.
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    let (tx2, rx2) = std::sync::mpsc::channel::<String>();
+    serve(listener, tx2, true);
+    let (st, v) = call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let line = rx2.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert!(line.contains("sys/mounts"), "{line}");
+}
+
+/// A syslog device sends RFC 3164 datagrams (`<PRI>tag[pid]: json`) to the syslog socket.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_device_sends_datagrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let s = dev_api().await;
+    let (st, v) = call(&s, "PUT", "sys/audit/syslog", Some("root"), Some(json!({"type": "syslog", "options": {"facility": "LOCAL0", "tag": "signet-test", "socket_path": sock_path.display().to_string()}}))).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    call(&s, "GET", "sys/mounts", Some("root"), None).await;
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut seen = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    assert!(seen.len() >= 2, "{seen:?}");
+    // LOCAL0 (16) * 8 + informational (6) = 134.
+    let want = format!("<134>signet-test[{}]: {{", std::process::id());
+    assert!(seen.iter().all(|m| m.starts_with(&want)), "{seen:?}");
+    assert!(
+        seen.iter().any(|m| m.contains("\"path\":\"sys/mounts\"")),
+        "{seen:?}"
+    );
+    let (st, _) = call(&s, "PUT", "sys/audit/syslog2", Some("root"), Some(json!({"type": "syslog", "options": {"socket_path": dir.path().join("nope").display().to_string()}}))).await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "unreachable syslog socket is refused"
+    );
+}

@@ -34,6 +34,16 @@ impl Server {
         max_request_size: usize,
         audit: Vec<Arc<dyn signet_core::audit::AuditDevice>>,
     ) -> Server {
+        Self::start_full(physical, max_request_size, audit, false).await
+    }
+
+    /// A server whose `sys/audit/:path` may enable devices (`unsafe_allow_api_audit_creation`).
+    pub async fn start_full(
+        physical: Arc<dyn Storage>,
+        max_request_size: usize,
+        audit: Vec<Arc<dyn signet_core::audit::AuditDevice>>,
+        allow_api_audit: bool,
+    ) -> Server {
         let core = Core::new(
             physical,
             CoreOptions {
@@ -47,6 +57,8 @@ impl Server {
                     .auth("cert", signet_auth::cert::factory()),
                 seal: SealKind::Shamir,
                 audit,
+                audit_factory: Some(signet_audit::factory()),
+                allow_api_audit,
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

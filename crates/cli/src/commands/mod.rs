@@ -1,5 +1,6 @@
 //! One module per verb family; each verb is `fn(args) -> exit code`.
 
+mod audit;
 mod common;
 mod identity;
 mod mounts;
@@ -49,6 +50,18 @@ pub fn client_command(cmd: &str, args: &[String]) -> Option<u8> {
                 Some("tune") => mounts::tune(&rest, Which::Auth),
                 _ => {
                     eprintln!("Usage: signet auth <enable|disable|list|tune> [options]");
+                    1
+                }
+            }
+        }
+        "audit" => {
+            let (s, rest) = sub(args);
+            match s.as_deref() {
+                Some("enable") => audit::enable(&rest),
+                Some("disable") => audit::disable(&rest),
+                Some("list") => audit::list(&rest),
+                _ => {
+                    eprintln!("Usage: signet audit <enable|disable|list> [options]");
                     1
                 }
             }

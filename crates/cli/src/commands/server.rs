@@ -158,34 +158,22 @@ async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
         _ => SealKind::Shamir,
     };
     let mut devices: Vec<Arc<dyn signet_core::audit::AuditDevice>> = Vec::new();
-    let mut files: Vec<Arc<signet_audit::FileDevice>> = Vec::new();
     for a in &cfg.audit {
-        let dev = Arc::new(
-            signet_audit::FileDevice::open(
-                &a.name,
-                &a.description,
-                signet_audit::FileOptions {
-                    file_path: a.file_path.clone(),
-                    mode: a.mode,
-                    log_raw: a.log_raw,
-                    hmac_accessor: a.hmac_accessor,
-                    prefix: a.prefix.clone(),
-                },
-            )
-            .with_context(|| format!("cannot open audit device {:?} at {}", a.name, a.file_path))?,
-        );
-        files.push(dev.clone());
+        let dev = signet_audit::build(&a.kind, &a.name, &a.description, &a.options)
+            .map_err(|e| anyhow::anyhow!("cannot open audit device {:?}: {e}", a.name))?;
         devices.push(dev);
     }
-    spawn_reopen_on_hup(files);
     let core = Core::new(
         physical,
         CoreOptions {
             registry: registry(),
             seal,
             audit: devices,
+            audit_factory: Some(signet_audit::factory()),
+            allow_api_audit: cfg.unsafe_allow_api_audit_creation,
         },
     );
+    spawn_reopen_on_hup(core.clone());
 
     // Bind every listener before announcing anything.
     let mut bound = Vec::new();
@@ -282,29 +270,25 @@ Development mode should NOT be used in production installations!\n",
     Ok(())
 }
 
-/// Reopens the file audit devices on SIGHUP (logrotate).
+/// Reopens the audit devices on SIGHUP (logrotate moved the file away).
 #[cfg(unix)]
-fn spawn_reopen_on_hup(files: Vec<Arc<signet_audit::FileDevice>>) {
-    if files.is_empty() {
-        return;
-    }
+fn spawn_reopen_on_hup(core: Arc<Core>) {
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             return;
         };
         while hup.recv().await.is_some() {
-            for f in &files {
-                if let Err(e) = f.reopen() {
-                    tracing::error!(error = %e, "reopening an audit file failed");
-                }
+            for (device, e) in core.audit().reopen_all() {
+                tracing::error!(device = %device, error = %e, "reopening an audit device failed");
             }
+            tracing::info!("audit devices reopened (SIGHUP)");
         }
     });
 }
 
 #[cfg(not(unix))]
-fn spawn_reopen_on_hup(_files: Vec<Arc<signet_audit::FileDevice>>) {}
+fn spawn_reopen_on_hup(_core: Arc<Core>) {}
 
 #[cfg(unix)]
 async fn wait_for_signal() {

@@ -38,16 +38,17 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
             .field(Field::new("local", FieldType::Bool, "Accepted."))
             .op(
                 Operation::Update,
-                "Enable an audit device (refused: use the configuration).",
-                handler(refuse),
+                "Enable an audit device (only with unsafe_allow_api_audit_creation).",
+                handler(enable),
             )
             .op(
                 Operation::Delete,
-                "Disable an audit device (refused: use the configuration).",
-                handler(refuse),
+                "Disable an audit device (only with unsafe_allow_api_audit_creation).",
+                handler(disable),
             )
             .help(
-                "Audit devices are declared in the server configuration.",
+                "Audit devices are declared in the server configuration; the API may enable \
+                 them only when the configuration sets unsafe_allow_api_audit_creation.",
                 "",
             )
             .sudo(),
@@ -71,8 +72,27 @@ async fn hash(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     Ok(Some(r))
 }
 
-async fn refuse(_s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
-    Err(CoreError::bad(
-        "cannot enable audit device via API; use declarative, config-based audit device management instead",
-    ))
+async fn enable(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
+    let kind = c.fields.str("type");
+    if kind.is_empty() {
+        return Err(CoreError::bad("type is required"));
+    }
+    // Options arrive as strings from the CLI (`file_path=...`); keep them as given.
+    let options = c.fields.map("options");
+    s.core()?
+        .audit()
+        .enable(
+            c.param("path"),
+            &kind,
+            &c.fields.str("description"),
+            options,
+            c.fields.bool("local"),
+        )
+        .await?;
+    Ok(None)
+}
+
+async fn disable(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
+    s.core()?.audit().disable(c.param("path")).await?;
+    Ok(None)
 }
