@@ -1,35 +1,101 @@
-"""sys/health, seal-status, leader, init, OpenAPI and help on a running (dev) server."""
+"""sys/health, seal-status, leader, init, the OpenAPI document and ?help=1 on a running (dev,
+unsealed) server, and `bao status`."""
+import json
+import time
+
+import pytest
+
+from conftest import assert_errors, ok
+
+HEALTH_KEYS = {
+    "initialized", "sealed", "standby", "replication_performance_mode", "replication_dr_mode",
+    "server_time_utc", "version", "cluster_name", "cluster_id",
+}
+SEAL_STATUS_KEYS = {
+    "type", "initialized", "sealed", "t", "n", "progress", "nonce", "recovery_seal", "version", "commit_date",
+    "migration", "cluster_name", "cluster_id", "storage_type",
+}
 
 
-def test_health_and_overrides(target):
+def test_health_active_unsealed(target):
     r = target.req("GET", "sys/health", token=None)
     assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"
     body = r.json()
-    for k in ("initialized", "sealed", "standby", "server_time_utc", "version"):
-        assert k in body
-    assert body["initialized"] is True and body["sealed"] is False
-    assert target.req("GET", "sys/health", token=None, params={"activecode": "299"}).status_code == 299
-    assert target.req("HEAD", "sys/health", token=None).status_code == 200
+    assert HEALTH_KEYS <= set(body), sorted(HEALTH_KEYS - set(body))
+    assert body["initialized"] is True and body["sealed"] is False and body["standby"] is False
+    assert abs(body["server_time_utc"] - time.time()) < 60
+    assert isinstance(body["version"], str) and body["version"]
 
 
-def test_seal_status_leader_init(target):
-    s = target.req("GET", "sys/seal-status", token=None).json()
-    assert s["type"] == "shamir" and s["sealed"] is False and s["initialized"] is True
-    assert s["t"] == 1 and s["n"] == 1
-    assert "ha_enabled" in target.req("GET", "sys/leader", token=None).json()
-    assert target.req("GET", "sys/init", token=None).json() == {"initialized": True}
+@pytest.mark.parametrize("query,status", [
+    ({"activecode": "299"}, 299),
+    ({"activecode": "204"}, 204),
+    ({"standbyok": "true"}, 200),
+    ({"sealedcode": "299", "uninitcode": "299"}, 200),  # neither applies to an unsealed server
+])
+def test_health_status_overrides(target, query, status):
+    r = target.req("GET", "sys/health", token=None, params=query)
+    assert r.status_code == status
+    if status != 204:
+        assert r.json()["sealed"] is False
 
 
-def test_openapi_and_help(target):
+def test_health_head_and_tokens(target):
+    r = target.req("HEAD", "sys/health", token=None)
+    assert r.status_code == 200 and r.content == b""
+    assert target.req("HEAD", "sys/health", token=None, params={"activecode": "299"}).status_code == 299
+    # An unauthenticated endpoint ignores a bad token.
+    assert target.req("GET", "sys/health", token="bogus").status_code == 200
+
+
+def test_seal_status(target):
+    body = target.req("GET", "sys/seal-status", token=None).json()
+    assert SEAL_STATUS_KEYS <= set(body), sorted(SEAL_STATUS_KEYS - set(body))
+    assert body["type"] == "shamir" and body["initialized"] is True and body["sealed"] is False
+    assert body["t"] == 1 and body["n"] == 1 and body["progress"] == 0 and body["nonce"] == ""
+    assert body["recovery_seal"] is False and body["migration"] is False
+    assert target.req("GET", "sys/seal-status", token="bogus").status_code == 200
+
+
+def test_leader_and_init(target):
+    r = target.req("GET", "sys/leader", token=None)
+    assert r.status_code == 200 and r.json() == {"ha_enabled": False}
+    r = target.req("GET", "sys/init", token=None)
+    assert r.status_code == 200 and r.json() == {"initialized": True}
+
+
+def test_openapi_document(target):
     kv = target.mount_kv()
-    doc = target.req("GET", "sys/internal/specs/openapi").json()
-    assert doc["openapi"].startswith("3.") and isinstance(doc["paths"], dict)
-    r = target.req("GET", f"{kv}/anything", params={"help": "1"})
+    r = target.req("GET", "sys/internal/specs/openapi")
     assert r.status_code == 200
-    assert isinstance(r.json()["help"], str) and r.json()["help"]
+    doc = r.json()
+    assert {"openapi", "info", "paths", "components"} <= set(doc)
+    assert doc["openapi"].startswith("3.") and isinstance(doc["info"], dict) and isinstance(doc["paths"], dict)
+    assert any(p.startswith(f"/{kv}/") for p in doc["paths"]), "the new mount is not described"
+    assert "/sys/mounts/{path}" in doc["paths"]
+    # Unauthenticated it answers too (describing only what needs no token); a bad token is refused.
+    anon = target.req("GET", "sys/internal/specs/openapi", token=None)
+    assert anon.status_code == 200 and {"openapi", "paths"} <= set(anon.json())
+    assert_errors(target.req("GET", "sys/internal/specs/openapi", token="bogus"), 403, ["permission denied"])
 
 
-def test_bao_status(target):
-    r = target.cli("status")
-    assert r.returncode == 0, r.stderr
-    assert "Sealed" in r.stdout
+def test_help_query(target):
+    kv = target.mount_kv()
+    for path in (f"{kv}/anything", "sys/health", "sys/mounts"):
+        r = target.req("GET", path, params={"help": "1"})
+        assert r.status_code == 200, path
+        body = r.json()
+        assert isinstance(body["help"], str) and body["help"], path
+        assert "request_id" not in body  # a help answer is not an envelope
+    assert_errors(target.req("GET", f"{kv}/anything", token=None, params={"help": "1"}), 403, ["permission denied"])
+    assert_errors(target.req("GET", "no-such-mount/x", params={"help": "1"}), 404,
+                  ['no handler for route "no-such-mount/x". route entry not found.'])
+
+
+def test_bao_status_unsealed(target):
+    r = ok(target.cli("status", token=None))
+    assert "Sealed" in r.stdout and "false" in r.stdout
+    status = json.loads(ok(target.cli("status", "-format=json", token=None)).stdout)
+    assert status["sealed"] is False and status["initialized"] is True and status["type"] == "shamir"
+    assert status["ha_enabled"] is False

@@ -105,6 +105,17 @@ pub struct CoreOptions {
     pub allow_api_audit: bool,
 }
 
+/// The `sys/` paths OpenBao's HTTP layer answers itself rather than through its router.
+const RAW_SYS_PATHS: &[&str] = &[
+    "sys/init",
+    "sys/seal-status",
+    "sys/seal",
+    "sys/step-down",
+    "sys/unseal",
+    "sys/leader",
+    "sys/health",
+];
+
 /// The core. Cheap to share as `Arc<Core>`.
 pub struct Core {
     barrier: Arc<Barrier>,
@@ -222,7 +233,16 @@ impl Core {
                             .help("sys/", rel)
                             .map(|v| Response::raw_json(200, &v)));
                     }
-                    return self.sys.handle(op, rel, req.data, env).await;
+                    // OpenBao serves these outside its router: a wrong method gets a 405 with
+                    // an empty error list.
+                    return self
+                        .sys
+                        .handle(op, rel, req.data, env)
+                        .await
+                        .map_err(|e| match e {
+                            CoreError::UnsupportedOperation => CoreError::Status(405, vec![]),
+                            other => other,
+                        });
                 }
             }
         }
@@ -231,13 +251,17 @@ impl Core {
         }
 
         let table = self.mount_table();
-        let (mounted, rel) = table
+        let routed = table
             .route(&path)
-            .ok_or_else(|| CoreError::NoRoute(path.clone()))?;
-        let info = mounted
-            .backend
-            .route(rel)
-            .ok_or_else(|| CoreError::NoRoute(path.clone()))?;
+            .and_then(|(m, rel)| m.backend.route(rel).map(|info| (m, rel, info)));
+        let Some((mounted, rel, info)) = routed else {
+            // As in OpenBao, the token is checked before routing: without a valid token an
+            // unknown path is "permission denied", not a map of what exists.
+            if !self.token_is_valid(&req).await? {
+                return Err(CoreError::PermissionDenied);
+            }
+            return Err(CoreError::NoRoute(path));
+        };
 
         let mut last_use: Option<String> = None;
         if !info.unauthenticated || req.token.is_some() {
@@ -260,6 +284,11 @@ impl Core {
                     meta.token_hash = Some(hash);
                     meta.token = Some(e);
                     meta.token_id = req.token.clone();
+                }
+                // The OpenAPI document answers anonymously, but a token that is sent must be
+                // valid (OpenBao's rule; other unauthenticated paths ignore a bad token).
+                (None, true) if path == "sys/internal/specs/openapi" && req.token.is_some() => {
+                    return Err(CoreError::PermissionDenied)
                 }
                 (None, true) => {}
                 (None, false) => return Err(CoreError::PermissionDenied),
@@ -315,6 +344,14 @@ impl Core {
                     }
                     Ok(Some(resp))
                 }
+                // Paths OpenBao serves outside its router answer a wrong method with an
+                // empty error list; its unauthenticated paths without the multi-error wrapping.
+                Err(CoreError::UnsupportedOperation) if RAW_SYS_PATHS.contains(&path.as_str()) => {
+                    Err(CoreError::Status(405, vec![]))
+                }
+                Err(CoreError::UnsupportedOperation) if info.unauthenticated => {
+                    Err(CoreError::Status(405, vec!["unsupported operation".into()]))
+                }
                 other => other,
             }
         };
@@ -326,6 +363,18 @@ impl Core {
                 .log_response(meta, op, &path, &mounted.entry.kind, data, &result)?;
         }
         result
+    }
+
+    /// Whether the request carries a token that exists (no use is counted).
+    async fn token_is_valid(&self, req: &Request) -> CoreResult<bool> {
+        let Some(t) = req.token.as_ref().map(|t| t.expose_secret().as_str()) else {
+            return Ok(false);
+        };
+        if t.is_empty() || t.len() > 512 {
+            return Ok(false);
+        }
+        let hash = self.tokens.hash(t)?;
+        Ok(self.tokens.lookup_hash(&hash).await?.is_some())
     }
 
     /// The access check: the token's policies, compiled to an ACL, must grant the operation on
@@ -593,15 +642,18 @@ impl Core {
         if entry.path == "/" {
             return Err(CoreError::bad("path cannot be empty"));
         }
-        let reserved: &[&str] = match table {
-            Table::Secrets => &["sys/", "auth/", "cubbyhole/", "identity/"],
-            Table::Auth => &["token/"],
-        };
-        if reserved.iter().any(|r| entry.path.starts_with(r)) {
-            return Err(CoreError::bad(format!(
-                "cannot mount at reserved path {:?}",
-                entry.path
-            )));
+        match table {
+            Table::Secrets
+                if ["sys/", "auth/", "cubbyhole/", "identity/"]
+                    .iter()
+                    .any(|r| entry.path.starts_with(r)) =>
+            {
+                return Err(CoreError::bad(format!("cannot mount {:?}", entry.path)));
+            }
+            Table::Auth if entry.path.starts_with("token/") => {
+                return Err(CoreError::bad("path is already in use at token/"));
+            }
+            _ => {}
         }
         let current = self.mount_table();
         if let Some(existing) = current.conflict(table, &entry.path) {
@@ -669,7 +721,11 @@ impl Core {
             .iter_mut()
             .find(|m| m.table == table && m.entry.path == path)
             .ok_or_else(|| {
-                CoreError::bad(format!("no mount at {}{}", table.route_prefix(), path))
+                CoreError::bad(format!(
+                    "tune of path \"{}{}\" failed: no mount entry found",
+                    table.route_prefix(),
+                    path
+                ))
             })?;
         change(&mut m.entry)?;
         self.persist_table(&next, table).await?;
@@ -688,9 +744,12 @@ impl Core {
             ));
         }
         let current = self.mount_table();
-        let src = current
-            .get(from_table, &from_path)
-            .ok_or_else(|| CoreError::bad(format!("no matching mount at {:?}", from)))?;
+        let src = current.get(from_table, &from_path).ok_or_else(|| {
+            CoreError::bad(format!(
+                "no matching mount at \"{}/\"",
+                from.trim_end_matches('/')
+            ))
+        })?;
         if matches!(src.entry.kind.as_str(), "system" | "token") {
             return Err(CoreError::bad(format!("cannot remount {:?}", from)));
         }

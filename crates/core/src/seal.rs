@@ -255,11 +255,12 @@ impl Core {
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         };
-        let share = decode_share(key)?;
+        // OpenBao checks initialisation before it looks at the key.
         let cfg = self
             .seal_config()
             .await?
             .ok_or_else(|| CoreError::bad("Vault is not initialized"))?;
+        let share = decode_share(key)?;
         if !self.barrier.is_sealed() {
             drop(_guard);
             return self.seal_status().await;
@@ -350,7 +351,7 @@ impl Core {
             json!(matches!(self.seal_kind, SealKind::File(_))),
         );
         m.insert("version".into(), json!(VERSION));
-        m.insert("build_date".into(), json!(""));
+        m.insert("commit_date".into(), json!(""));
         m.insert("migration".into(), json!(false));
         if !sealed {
             if let Some((name, id)) = self.cluster() {
@@ -374,10 +375,11 @@ impl Core {
                         Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
+                    // OpenBao answers an unparsable code with a bare 400.
                     s.parse::<u16>()
                         .ok()
                         .filter(|c| (100..=599).contains(c) || *c == 0)
-                        .ok_or_else(|| CoreError::bad(format!("invalid {name}: {s}")))
+                        .ok_or(CoreError::Status(400, vec![]))
                 }
             }
         };

@@ -180,6 +180,47 @@ fn valid_escapes(s: &[u8]) -> bool {
     true
 }
 
+/// Go's answer to a request line it cannot parse.
+fn plain_bad_request() -> HttpResponse {
+    let mut r = (StatusCode::BAD_REQUEST, "400 Bad Request").into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The cleaned form of a path with `.`, `..` or empty segments (Go's `path.Clean`, keeping a
+/// trailing slash as `http.ServeMux` does); `None` when the path is already clean.
+fn cleaned(path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segs.len().saturating_sub(1);
+    let dirty = segs
+        .iter()
+        .enumerate()
+        .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i != last));
+    if !dirty {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for s in &segs {
+        match *s {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    let mut clean = format!("/{}", out.join("/"));
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    Some(clean)
+}
+
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, String> {
     match query {
         None | Some("") => Ok(Vec::new()),
@@ -224,12 +265,26 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, St
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'{' || *b == b'[');
     if ct.starts_with("application/x-www-form-urlencoded") && !looks_json {
+        // OpenBao's message, whatever went wrong in the form.
         if !valid_escapes(body) {
-            return Err("failed to parse form data: invalid URL escape".into());
+            return Err("error parsing form data".into());
         }
         let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .map_err(|e| format!("failed to parse form data: {e}"))?;
-        return Ok(pairs_to_map(pairs));
+            .map_err(|_| "error parsing form data".to_string())?;
+        // A repeated form field is joined with commas, as OpenBao does.
+        let mut m: Map<String, Value> = Map::new();
+        for (k, v) in pairs {
+            match m.get_mut(&k) {
+                Some(Value::String(prev)) => {
+                    prev.push(',');
+                    prev.push_str(&v);
+                }
+                _ => {
+                    m.insert(k, Value::String(v));
+                }
+            }
+        }
+        return Ok(m);
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
@@ -281,6 +336,23 @@ async fn handle_inner(
     body: Body,
     request_id: &str,
 ) -> HttpResponse {
+    // What Go's net/http does before OpenBao sees a request: a malformed escape in the path
+    // is a plain-text 400, and a path with `.` / `..` segments or `//` is redirected (307) to
+    // its cleaned form. Nothing past this point ever sees such a path.
+    if !valid_escapes(parts.uri.path().as_bytes()) {
+        return plain_bad_request();
+    }
+    if let Some(clean) = cleaned(parts.uri.path()) {
+        let location = match parts.uri.query() {
+            Some(q) => format!("{clean}?{q}"),
+            None => clean,
+        };
+        let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return r;
+    }
     let Some(raw) = parts.uri.path().strip_prefix("/v1/") else {
         return error_response(StatusCode::NOT_FOUND, vec![]);
     };
@@ -303,11 +375,32 @@ async fn handle_inner(
         Ok(q) => q,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, vec![e]),
     };
-    let flag = |name: &str| {
-        query
-            .iter()
-            .any(|(k, v)| k == name && matches!(v.as_str(), "true" | "1" | "t" | "True" | "TRUE"))
-    };
+    // `list` and `help` are Go booleans (strconv.ParseBool); anything else is a 400.
+    let mut flags = [false, false];
+    for (i, name) in ["list", "help"].iter().enumerate() {
+        for (_, v) in query.iter().filter(|(k, _)| k == name) {
+            match v.as_str() {
+                "1" | "t" | "T" | "true" | "TRUE" | "True" => flags[i] = true,
+                "0" | "f" | "F" | "false" | "FALSE" | "False" => {}
+                _ => return error_response(StatusCode::BAD_REQUEST, vec![]),
+            }
+        }
+    }
+    let flag = |name: &str| if name == "list" { flags[0] } else { flags[1] };
+    if let Some(ttl) = parts
+        .headers
+        .get("x-vault-wrap-ttl")
+        .and_then(|v| v.to_str().ok())
+    {
+        if !ttl.is_empty() && signet_types::duration::parse_duration_str(ttl).is_err() {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                vec![format!(
+                    "error parsing X-Vault-Wrap-TTL header: time: invalid duration {ttl:?}"
+                )],
+            );
+        }
+    }
     let is_head = parts.method == HttpMethod::HEAD;
     let method = match parts.method.as_str() {
         "GET" | "HEAD" if flag("help") => Method::Help,
@@ -317,6 +410,12 @@ async fn handle_inner(
         "POST" | "PUT" => Method::Write,
         "PATCH" => Method::Patch,
         "DELETE" => Method::Delete,
+        "OPTIONS" => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                vec!["cannot handle internal-only request operation".into()],
+            )
+        }
         _ => return error_response(StatusCode::METHOD_NOT_ALLOWED, vec![]),
     };
     if method == Method::Patch {

@@ -318,7 +318,17 @@ fn apply_config(config: &mut MountConfig, m: &Map<String, Value>) -> CoreResult<
             _ => {}
         }
     }
-    check_ttls(config)
+    Ok(())
+}
+
+/// The tune check, with OpenBao's wording (`check_ttls` is the enable-time one).
+fn check_tuned_ttls(effective_default: u64, effective_max: u64) -> CoreResult<()> {
+    if effective_max < effective_default {
+        return Err(CoreError::bad(format!(
+            "backend max lease TTL of {effective_max} would be less than backend default lease TTL of {effective_default}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_ttls(config: &MountConfig) -> CoreResult<()> {
@@ -381,10 +391,9 @@ async fn enable(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<Res
         _ => {}
     }
     if kind == "kv" {
+        // No version means version 1 here; the options stay as given (OpenBao lists `{}`).
         match options.get("version").map(String::as_str) {
-            None | Some("") | Some("1") => {
-                options.insert("version".into(), "1".into());
-            }
+            None | Some("") | Some("1") => {}
             Some(other) => {
                 return Err(CoreError::bad(format!(
                     "KV version {other} is not supported by signet; only version 1 is"
@@ -394,6 +403,8 @@ async fn enable(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<Res
     }
     let mut config = MountConfig::default();
     apply_config(&mut config, &c.fields.map("config"))?;
+    check_ttls(&config)?;
+    let entry_kind_is_not_kv = kind != "kv";
     let entry = MountEntry {
         path,
         kind,
@@ -401,7 +412,7 @@ async fn enable(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<Res
         uuid: String::new(),
         accessor: String::new(),
         config,
-        options: if options.is_empty() {
+        options: if options.is_empty() && entry_kind_is_not_kv {
             None
         } else {
             Some(options)
@@ -439,7 +450,7 @@ async fn read_tune(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option<
         json!(m.entry.config.force_no_cache),
     );
     out.insert("max_lease_ttl".into(), json!(max));
-    if let Some(o) = &m.entry.options {
+    if let Some(o) = m.entry.options.as_ref().filter(|o| !o.is_empty()) {
         out.insert("options".into(), json!(o));
     }
     let cfg = &m.entry.config;
@@ -508,7 +519,12 @@ async fn write_tune(s: Arc<SysState>, c: Ctx, table: Table) -> CoreResult<Option
     core.update_mount(table, &path, move |entry| {
         let mut cfg = entry.config.clone();
         apply_config(&mut cfg, &changes)?;
-        entry.config = cfg;
+        let before = std::mem::replace(&mut entry.config, cfg);
+        let (default, max) = entry.effective_ttls();
+        if let Err(e) = check_tuned_ttls(default, max) {
+            entry.config = before;
+            return Err(e);
+        }
         if let Some(d) = description {
             entry.description = d;
         }

@@ -107,37 +107,37 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
             ))
             .field(Field::new(
                 "activecode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for an active node.",
             ))
             .field(Field::new(
                 "standbycode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for a standby node.",
             ))
             .field(Field::new(
                 "drsecondarycode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for a DR secondary.",
             ))
             .field(Field::new(
                 "performancestandbycode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for a performance standby.",
             ))
             .field(Field::new(
                 "sealedcode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for a sealed node.",
             ))
             .field(Field::new(
                 "uninitcode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for an uninitialized node.",
             ))
             .field(Field::new(
                 "removedcode",
-                FieldType::Int,
+                FieldType::String,
                 "Status code for a removed node.",
             ))
             .op(
