@@ -327,7 +327,11 @@ async fn mounts_tune_and_remount() {
     )
     .await;
     assert_eq!(v["data"]["path"], json!("kv2/"));
-    assert_eq!(v["data"]["options"], json!({}), "as OpenBao: options as given at enable");
+    assert_eq!(
+        v["data"]["options"],
+        json!({}),
+        "as OpenBao: options as given at enable"
+    );
     let (st, _) = call(&s, "DELETE", "sys/mounts/kv2", Some("root"), None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = call(&s, "GET", "kv2/k", Some("root"), None).await;
