@@ -294,6 +294,15 @@ pub(crate) async fn run_tidy(
             if rec.revoked_at > 0 {
                 if revoked {
                     ops.extend(index);
+                    let entry: Option<crate::storage::RevokedEntry> =
+                        c.storage.get_json(&revoked_key).await?;
+                    if let Some(e) = entry {
+                        ops.push(Op::Delete(crate::storage::ridx_key(
+                            &e.issuer_id,
+                            &e.serial,
+                            e.revoked_at,
+                        )));
+                    }
                     ops.push(Op::Delete(revoked_key));
                     ops.push(Op::Delete(key));
                     status.revoked_cert_deleted_count += 1;

@@ -154,64 +154,63 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         ));
     }
     let mut budget = MAX_SCAN;
-    // Candidates, as serial storage keys. Over-fetch: later filters may drop some.
-    let want = usize::MAX;
+    // Candidates to collect: exactly `limit` when the driving index is the only filter,
+    // otherwise as many as the budget allows (later filters drop some).
+    let only_name = role.is_empty() && state.is_empty() && after.is_none() && before.is_none();
+    let only_window = name.is_empty() && role.is_empty() && state != "revoked";
+    let cap_name = if only_name { limit } else { MAX_SCAN };
+    let cap_window = if only_window { limit } else { MAX_SCAN };
+    // Candidates, as serial storage keys.
     let candidates: Vec<String> = if !name.is_empty() {
-        let (prefix, exact): (String, Option<String>) = if let Some(rest) = name.strip_prefix("*.")
-        {
-            if rest.contains('*') {
-                (IDX_NAME.to_string(), None)
-            } else {
-                (format!("{IDX_NAME}{}.", reverse_name(rest)), None)
-            }
-        } else if !name.contains('*') {
-            (
-                format!("{IDX_NAME}{}/", reverse_name(&name)),
-                Some(name.clone()),
-            )
+        // `idx/name/<reversed name>|<issued>_<serial>`: an exact name is the prefix
+        // `<reversed>|`; a glob scans from the reversed pattern's literal part before its
+        // first `*` (`*.example.com` scans `com.example.`, `svc-99*.fleet.example.com` scans
+        // `com.example.fleet.svc-99`) and checks each entry's name against the glob.
+        let reversed = reverse_name(&name);
+        let (literal, exact) = if !name.contains('*') {
+            (format!("{reversed}|"), true)
         } else {
-            (IDX_NAME.to_string(), None)
+            match (name.strip_prefix("*."), reversed.find('*')) {
+                (Some(rest), _) if !rest.contains('*') => {
+                    (format!("{}.", reverse_name(rest)), false)
+                }
+                (_, Some(i)) => (reversed[..i].to_string(), false),
+                (_, None) => (reversed.clone(), false),
+            }
         };
-        if exact.is_some() {
-            scan(&c, &prefix, |_| Some(true), want, &mut budget).await?
-        } else {
-            // Walk name folders under the prefix, glob-match the reversed name back.
-            let mut out = Vec::new();
-            let mut stack = vec![prefix.clone()];
-            while let Some(dir) = stack.pop() {
-                for child in c.storage.list(&dir).await? {
-                    if budget == 0 {
-                        break;
-                    }
-                    budget -= 1;
-                    if let Some(folder) = child.strip_suffix('/') {
-                        let full = format!("{dir}{folder}");
-                        let rev = full.trim_start_matches(IDX_NAME);
-                        let fwd = reverse_name(rev);
-                        if glob(&name, &fwd) {
-                            out.extend(
-                                c.storage
-                                    .list(&format!("{full}/"))
-                                    .await?
-                                    .into_iter()
-                                    .filter(|k| !k.ends_with('/')),
-                            );
-                        }
-                        stack.push(format!("{full}/"));
-                    }
+        let base = format!("{IDX_NAME}{literal}");
+        let mut out = Vec::new();
+        let mut after = String::new();
+        'names: loop {
+            let page = c.storage.list_page(&base, &after, 1000).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for key in page {
+                if budget == 0 || out.len() >= cap_name {
+                    break 'names;
                 }
-                if out.len() >= MAX_SCAN {
-                    break;
+                budget -= 1;
+                let Some((head, tail)) = key
+                    .split_once('|')
+                    .or_else(|| Some(("", key.as_str())).filter(|_| exact))
+                else {
+                    continue;
+                };
+                if exact || glob(&name, &reverse_name(&format!("{literal}{head}"))) {
+                    out.push(crate::storage::index_serial(tail).to_string());
                 }
             }
-            out
+            after = last;
         }
+        out
     } else if !role.is_empty() {
+        let only_role = state.is_empty() && after.is_none() && before.is_none();
         scan(
             &c,
             &format!("{IDX_ROLE}{role}/"),
             |_| Some(true),
-            want,
+            if only_role { limit } else { MAX_SCAN },
             &mut budget,
         )
         .await?
@@ -224,24 +223,31 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
             "valid" => (lo.max(now), hi),
             _ => (lo, hi),
         };
+        // One range scan of `idx/exp/<notAfter>_<serial>` from the window's start.
         let mut out = Vec::new();
-        let mut after_key = format!("{:012}", lo.saturating_sub(1).max(0));
-        if lo == 0 {
-            after_key.clear();
-        }
+        let mut after_key = if lo > 0 {
+            format!("{lo:012}")
+        } else {
+            String::new()
+        };
         'outer: loop {
             let page = c.storage.list_page(IDX_EXP, &after_key, 1000).await?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
-            for folder in page {
-                let t: i64 = folder.trim_end_matches('/').parse().unwrap_or(0);
-                if t >= hi || budget == 0 {
+            for key in page {
+                let t: i64 = key
+                    .split_once('_')
+                    .and_then(|(t, _)| t.parse().ok())
+                    .unwrap_or(0);
+                if t >= hi || budget == 0 || out.len() >= cap_window {
                     break 'outer;
                 }
                 budget -= 1;
                 if t >= lo {
-                    out.extend(c.storage.list(&format!("{IDX_EXP}{folder}")).await?);
+                    if let Some((_, serial)) = key.split_once('_') {
+                        out.push(serial.to_string());
+                    }
                 }
             }
             after_key = last;

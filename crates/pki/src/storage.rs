@@ -52,6 +52,20 @@ pub struct CertRecord {
     pub issuer_id: String,
 }
 
+/// The revocation index the CRL builder pages through without reading entries:
+/// `ridx/<issuer id or ->/<serial key>_<revocation time>`, written in the same batch as
+/// `revoked/<serial>` (`-` stands for "no issuer recorded").
+pub const RIDX_PREFIX: &str = "ridx/";
+
+pub fn ridx_key(issuer_id: &str, serial: &str, revoked_at: i64) -> String {
+    let issuer = if issuer_id.is_empty() { "-" } else { issuer_id };
+    format!(
+        "{RIDX_PREFIX}{issuer}/{}_{}",
+        serial_key(serial),
+        revoked_at.max(0)
+    )
+}
+
 /// A revoked serial.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevokedEntry {
@@ -91,8 +105,9 @@ pub struct CrlState {
 
 /// Secondary indexes of the inventory, written in the same batch as the certificate record, so
 /// `certs/search` reads index keys and never every certificate:
-/// `idx/name/<reversed DNS name>/<issued>_<serial>` (CN and DNS SANs, labels reversed so
-/// `*.example.com` is a prefix scan of `com.example.`), `idx/role/<role>/<issued>_<serial>`,
+/// `idx/name/<reversed DNS name>|<issued>_<serial>` (CN and DNS SANs, labels reversed so
+/// `*.example.com` is a prefix scan of `com.example.`; flat, so a scan reads a thousand
+/// entries per query whatever the names), `idx/role/<role>/<issued>_<serial>`,
 /// `idx/exp/<zero-padded notAfter>/<serial>`. The zero-padded issuance time in front of the
 /// (random) serial makes new entries append at the end of their prefix: under issuance load
 /// the B-tree pages an insert dirties stay few (measured: the random-serial layout made every
@@ -131,13 +146,13 @@ pub fn index_keys(
     let t = format!("{:012}_{s}", issued_at.max(0));
     let mut keys: Vec<String> = names
         .iter()
-        .filter(|n| !n.is_empty() && !n.contains('/'))
-        .map(|n| format!("{IDX_NAME}{}/{t}", reverse_name(n)))
+        .filter(|n| !n.is_empty() && !n.contains('/') && !n.contains('|'))
+        .map(|n| format!("{IDX_NAME}{}|{t}", reverse_name(n)))
         .collect();
     if !role.is_empty() && !role.contains('/') {
         keys.push(format!("{IDX_ROLE}{role}/{t}"));
     }
-    keys.push(format!("{IDX_EXP}{:012}/{s}", not_after.max(0)));
+    keys.push(format!("{IDX_EXP}{:012}_{s}", not_after.max(0)));
     keys.sort();
     keys.dedup();
     keys
