@@ -119,6 +119,15 @@ request = function()
 end
 '''
 
+def lua_sign(work):
+    """A wrk script signing one pre-generated EC P-256 CSR (the client's key generation is
+    not measured)."""
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", f"{work}/csr.key", "-out", f"{work}/csr.pem", "-subj", "/CN=svc.example.com"],
+                   check=True, capture_output=True)
+    body = json.dumps({"csr": open(f"{work}/csr.pem").read(), "common_name": "svc.example.com", "ttl": "1h"})
+    return "request = function()\n  return wrk.format(\"POST\", \"/v1/pki/sign/ec\", nil, [==[" + body + "]==])\nend\n"
+
 LUA = '''
 counter = 0
 request = function()
@@ -148,8 +157,9 @@ def main():
     work = tempfile.mkdtemp(prefix="signet-bench-")
     lua = os.path.join(work, "post.lua"); open(lua, "w").write(LUA)
     lua_issue = os.path.join(work, "issue.lua"); open(lua_issue, "w").write(LUA_ISSUE)
+    lua_sign_file = os.path.join(work, "sign.lua"); open(lua_sign_file, "w").write(lua_sign(work))
     targets = [Target("signet", os.path.abspath(a.signet), f"{work}/signet"), Target("openbao", a.bao, f"{work}/openbao")]
-    res = {t.kind: {"rps": [], "p99": [], "irps": [], "ip99": [], "cold": [], "idle": 0, "peak": 0, "err": ""} for t in targets}
+    res = {t.kind: {"rps": [], "p99": [], "irps": [], "ip99": [], "srps": [], "sp99": [], "cold": [], "idle": 0, "peak": 0, "err": ""} for t in targets}
     try:
         for t in targets:
             t.bootstrap(); t.stop()
@@ -169,6 +179,10 @@ def main():
                 res[t.kind]["irps"].append(irps); res[t.kind]["ip99"].append(ip99)
                 if ierr: res[t.kind]["err"] += " issue: " + ierr
                 print(f"round {r+1} {t.kind:8s} {irps:10.0f} issues/s  p99 {ip99} {ierr}", file=sys.stderr)
+                srps, serr, sp99 = wrk(t, a.seconds, a.conns, lua_sign_file)
+                res[t.kind]["srps"].append(srps); res[t.kind]["sp99"].append(sp99)
+                if serr: res[t.kind]["err"] += " sign: " + serr
+                print(f"round {r+1} {t.kind:8s} {srps:10.0f} signs/s  p99 {sp99} {serr}", file=sys.stderr)
         for t in targets: res[t.kind]["peak"] = rss_kb(t.proc.pid, "VmHWM")
     finally:
         for t in targets: t.stop()
@@ -180,6 +194,8 @@ def main():
     print(f"| KV write p99 latency (per round) | {' / '.join(s['p99'])} | {' / '.join(o['p99'])} | |")
     print(f"| PKI issue EC P-256 (stored), {a.conns} clients, certs/s (median; range) | {med(s['irps']):.0f} ({min(s['irps']):.0f}-{max(s['irps']):.0f}) | {med(o['irps']):.0f} ({min(o['irps']):.0f}-{max(o['irps']):.0f}) | {med(s['irps'])/med(o['irps']):.1f}x |")
     print(f"| PKI issue p99 latency (per round) | {' / '.join(s['ip99'])} | {' / '.join(o['ip99'])} | |")
+    print(f"| PKI sign EC P-256 CSR (stored), {a.conns} clients, certs/s (median; range) | {med(s['srps']):.0f} ({min(s['srps']):.0f}-{max(s['srps']):.0f}) | {med(o['srps']):.0f} ({min(o['srps']):.0f}-{max(o['srps']):.0f}) | {med(s['srps'])/med(o['srps']):.1f}x |")
+    print(f"| PKI sign p99 latency (per round) | {' / '.join(s['sp99'])} | {' / '.join(o['sp99'])} | |")
     print(f"| cold start to 200 on sys/health, ms (median of 3) | {med(s['cold'])*1000:.0f} | {med(o['cold'])*1000:.0f} | {med(s['cold'])/med(o['cold']):.2f} |")
     print(f"| idle RSS, MB | {s['idle']/1024:.1f} | {o['idle']/1024:.1f} | {s['idle']/o['idle']:.2f} |")
     print(f"| peak RSS after load (VmHWM), MB | {s['peak']/1024:.1f} | {o['peak']/1024:.1f} | {s['peak']/o['peak']:.2f} |")

@@ -854,6 +854,10 @@ async fn search_the_inventory_from_its_indexes() {
         vec!["a.example.com", "api.example.com"]
     );
     assert_eq!(search(json!({"role": "other"})).await, vec!["x.other.org"]);
+    assert_eq!(
+        search(json!({"issuer": "default", "role": "other"})).await,
+        vec!["x.other.org"]
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

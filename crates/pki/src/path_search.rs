@@ -36,6 +36,11 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
             "Role the certificate was issued under.",
         ))
         .field(Field::new(
+            "issuer",
+            FieldType::String,
+            "Issuer that signed it: id, name or default.",
+        ))
+        .field(Field::new(
             "state",
             FieldType::String,
             "valid, expired or revoked.",
@@ -133,8 +138,16 @@ where
     }
 }
 
-async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
+async fn search(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let f = &c.fields;
+    let issuer_id = match f.str("issuer") {
+        r if r.is_empty() => None,
+        r => Some(
+            crate::issuers::resolve_issuer(&pki, &c, &r)
+                .await?
+                .issuer_id,
+        ),
+    };
     let name = f.str("name").to_lowercase();
     let role = f.str("role");
     let state = f.str("state");
@@ -147,17 +160,27 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         n if n > 0 => (n as usize).min(MAX_LIMIT),
         _ => DEFAULT_LIMIT,
     };
-    if name.is_empty() && role.is_empty() && after.is_none() && before.is_none() && state.is_empty()
+    if name.is_empty()
+        && role.is_empty()
+        && after.is_none()
+        && before.is_none()
+        && state.is_empty()
+        && issuer_id.is_none()
     {
         return Err(CoreError::bad(
-            "give at least one of name, role, state, expires_after, expires_before",
+            "give at least one of name, role, issuer, state, expires_after, expires_before",
         ));
     }
     let mut budget = MAX_SCAN;
     // Candidates to collect: exactly `limit` when the driving index is the only filter,
     // otherwise as many as the budget allows (later filters drop some).
-    let only_name = role.is_empty() && state.is_empty() && after.is_none() && before.is_none();
-    let only_window = name.is_empty() && role.is_empty() && state != "revoked";
+    let only_name = role.is_empty()
+        && state.is_empty()
+        && after.is_none()
+        && before.is_none()
+        && issuer_id.is_none();
+    let only_window =
+        name.is_empty() && role.is_empty() && state != "revoked" && issuer_id.is_none();
     let cap_name = if only_name { limit } else { MAX_SCAN };
     let cap_window = if only_window { limit } else { MAX_SCAN };
     // Candidates, as serial storage keys.
@@ -205,7 +228,8 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         }
         out
     } else if !role.is_empty() {
-        let only_role = state.is_empty() && after.is_none() && before.is_none();
+        let only_role =
+            state.is_empty() && after.is_none() && before.is_none() && issuer_id.is_none();
         scan(
             &c,
             &format!("{IDX_ROLE}{role}/"),
@@ -277,6 +301,7 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
         };
         if (!state.is_empty() && state != st)
             || (!role.is_empty() && r.role != role)
+            || issuer_id.as_ref().is_some_and(|i| &r.issuer_id != i)
             || after.is_some_and(|a| r.not_after < a)
             || before.is_some_and(|b| r.not_after >= b)
             || (!name.is_empty() && !r.names.iter().any(|n| glob(&name, &n.to_lowercase())))
@@ -290,6 +315,7 @@ async fn search(_s: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
                 "common_name": r.common_name,
                 "names": r.names,
                 "role": r.role,
+                "issuer_id": r.issuer_id,
                 "requester_accessor": r.requester,
                 "issued_at": r.issued_at,
                 "not_after": r.not_after,
