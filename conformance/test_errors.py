@@ -141,6 +141,7 @@ CORPUS = [
     Case("dotdot-get", "GET", "/v1/{kv}/../sys/mounts", status=307, json=False, location="/v1/sys/mounts"),
     Case("dotdot-post", "POST", "/v1/{kv}/a/../b", b'{"a": 1}', JSON, status=307, json=False, location="/v1/{kv}/b"),
     Case("double-slash", "GET", "/v1/{kv}//a", status=307, json=False, location="/v1/{kv}/a"),
+    Case("dotdot-encoded", "POST", "/v1/{kv}/a%2F..%2Fb", b'{"a": 1}', JSON),
     Case("double-slash-root", "GET", "/v1//sys/health", status=307, json=False, location="/v1/sys/health"),
     Case("long-key-8000", "GET", "/v1/{kv}/" + "y" * 8000, status=404),
     Case("many-segments", "GET", "/v1/" + "x/" * 3000, status=404),
@@ -209,6 +210,7 @@ EXACT = {
     "other-api-version": [],
     "verb-frob": [],
     "verb-options": ["cannot handle internal-only request operation"],
+    "dotdot-encoded": ["relative paths not supported"],
 }
 
 

@@ -25,6 +25,7 @@ Common commands:
     status      Print seal and HA status
 
 Other commands:
+    agent       Run the agent: log in, keep certificates current (-config=FILE)
     audit       Interact with audit devices (enable, disable, list)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally (-method=token|approle|kubernetes|jwt|cert|azure)
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
     let rest = &args[1..];
     let code = match cmd.as_str() {
         "server" => commands::server::run(rest),
+        "agent" => commands::agent::run(rest),
         "version" | "-version" | "--version" | "-v" => {
             println!("signet v{}", signet_core::VERSION);
             0

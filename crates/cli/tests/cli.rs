@@ -303,3 +303,208 @@ fn sighup_reopens_the_audit_file() {
     assert!(old.contains("\"path\":\"sys/mounts\""), "{old}");
     assert!(!old.contains("\"path\":\"sys/auth\""));
 }
+
+fn openssl_out(args: &[&str]) -> String {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The agent against a real server: AppRole login, a 6-second certificate renewed at half its
+/// life, the key matching the certificate at every read, on_change once per renewal, the
+/// secret ID file removed after reading, and `-once` keeping a certificate still valid on disk.
+#[test]
+fn agent_keeps_a_short_lived_certificate_current() {
+    let d = dev();
+    let ok = |args: &[&str]| {
+        let o = d.run(args);
+        assert!(o.status.success(), "{args:?}: {}", out(&o));
+        out(&o)
+    };
+    ok(&["secrets", "enable", "pki"]);
+    ok(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=Agent Root",
+        "key_type=ec",
+        "ttl=1h",
+    ]);
+    ok(&[
+        "write",
+        "pki/roles/web",
+        "allow_any_name=true",
+        "key_type=ec",
+        "max_ttl=1h",
+    ]);
+    ok(&["auth", "enable", "approle"]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("agent.hcl.policy");
+    std::fs::write(
+        &policy,
+        "path \"pki/issue/web\" { capabilities = [\"update\"] }\n",
+    )
+    .unwrap();
+    ok(&["policy", "write", "agent", policy.to_str().unwrap()]);
+    ok(&[
+        "write",
+        "auth/approle/role/agent",
+        "token_policies=agent",
+        "token_ttl=1h",
+    ]);
+    let role_id = ok(&["read", "-field=role_id", "auth/approle/role/agent/role-id"]);
+    let secret_id = ok(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/agent/secret-id",
+    ]);
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(p("role-id"), role_id.trim()).unwrap();
+    std::fs::write(p("secret-id"), secret_id.trim()).unwrap();
+    let conf = format!(
+        r#"vault {{ address = "{addr}" }}
+auto_auth {{
+  method "approle" {{
+    config = {{
+      role_id_file_path   = "{dir}/role-id"
+      secret_id_file_path = "{dir}/secret-id"
+    }}
+  }}
+  sink "file" {{ config {{ path = "{dir}/token" }} }}
+}}
+certificate "web" {{
+  path        = "pki/issue/web"
+  common_name = "web.example.com"
+  ttl         = "6s"
+  cert_file   = "{dir}/tls/cert.pem"
+  key_file    = "{dir}/tls/key.pem"
+  chain_file  = "{dir}/tls/chain.pem"
+  ca_file     = "{dir}/tls/ca.pem"
+  mode        = "0600"
+  renew_at    = "50%"
+  on_change   = ["sh", "-c", "echo changed >> {dir}/changes"]
+}}
+"#,
+        addr = d.addr,
+        dir = dir.path().display()
+    );
+    std::fs::write(p("agent.hcl"), &conf).unwrap();
+    let mut agent = Command::new(BIN)
+        .args(["agent", &format!("-config={}", p("agent.hcl").display())])
+        .env("HOME", d.home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut serials = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(14) {
+        let (cert, key) = (p("tls/cert.pem"), p("tls/key.pem"));
+        if cert.exists() && key.exists() {
+            let c = cert.to_str().unwrap();
+            let cert_pub = openssl_out(&["x509", "-in", c, "-noout", "-pubkey"]);
+            let key_pub = openssl_out(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+            // The pair may change between the two reads; re-read the certificate once.
+            if cert_pub != key_pub {
+                let again = openssl_out(&["x509", "-in", c, "-noout", "-pubkey"]);
+                assert_eq!(again, key_pub, "key and certificate do not match");
+            }
+            serials.insert(openssl_out(&["x509", "-in", c, "-noout", "-serial"]));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        serials.len() >= 3,
+        "issued and renewed at least twice: {serials:?}"
+    );
+    let changes = std::fs::read_to_string(p("changes")).unwrap_or_default();
+    assert!(
+        changes.lines().count() >= serials.len(),
+        "on_change per write: {changes}"
+    );
+    assert!(
+        !p("secret-id").exists(),
+        "the secret ID file is removed after reading"
+    );
+    assert!(std::fs::read_to_string(p("token")).unwrap().len() > 10);
+    let v = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(p("tls/ca.pem"))
+        .arg(p("tls/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p("tls/key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // -once with a certificate still valid on disk (long TTL this time) keeps it.
+    std::fs::write(
+        p("secret-id"),
+        ok(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/agent/secret-id",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    let long = conf.replace("ttl         = \"6s\"", "ttl         = \"30m\"");
+    std::fs::write(p("agent-long.hcl"), &long).unwrap();
+    let run_once = || {
+        std::fs::write(
+            p("secret-id"),
+            ok(&[
+                "write",
+                "-f",
+                "-field=secret_id",
+                "auth/approle/role/agent/secret-id",
+            ])
+            .trim(),
+        )
+        .unwrap();
+        let o = Command::new(BIN)
+            .args([
+                "agent",
+                "-once",
+                &format!("-config={}", p("agent-long.hcl").display()),
+            ])
+            .env("HOME", d.home.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        openssl_out(&[
+            "x509",
+            "-in",
+            p("tls/cert.pem").to_str().unwrap(),
+            "-noout",
+            "-serial",
+        ])
+    };
+    let first = run_once();
+    let second = run_once();
+    assert_eq!(
+        first, second,
+        "a valid certificate on disk is kept, not re-issued"
+    );
+    // A configuration error names the file and line and exits 1.
+    std::fs::write(
+        p("bad.hcl"),
+        "vault { address = \"http://x\" }\nbogus = 1\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .args(["agent", &format!("-config={}", p("bad.hcl").display())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("bad.hcl:2"), "{err}");
+}

@@ -365,6 +365,14 @@ async fn handle_inner(
             )
         }
     };
+    // An encoded `.` or `..` segment (`a%2F..%2Fb`) decodes to a relative path: OpenBao
+    // refuses those outright, before anything else, and so does signet.
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            vec!["relative paths not supported".into()],
+        );
+    }
     if path.contains('\0') {
         return error_response(
             StatusCode::BAD_REQUEST,

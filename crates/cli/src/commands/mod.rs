@@ -1,5 +1,6 @@
 //! One module per verb family; each verb is `fn(args) -> exit code`.
 
+pub mod agent;
 mod audit;
 mod common;
 mod identity;

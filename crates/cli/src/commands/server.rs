@@ -70,7 +70,7 @@ pub fn registry() -> Registry {
         .auth("cert", signet_auth::cert::factory())
 }
 
-fn init_logging(level: &str, format: &str) {
+pub(crate) fn init_logging(level: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "{},hyper=warn,rustls=warn",
         match level {

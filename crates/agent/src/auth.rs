@@ -1,0 +1,176 @@
+//! Auto-auth: logging in (AppRole, a token file), renewing the token at two thirds of its
+//! lease, and writing it to the sinks. The token lives in a `Zeroizing` string and is never
+//! logged.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use signet_client::Client;
+use zeroize::Zeroizing;
+
+use crate::config::AutoAuth;
+use crate::files;
+
+/// A token and what the server said about it.
+pub struct Session {
+    pub token: Zeroizing<String>,
+    pub lease: u64,
+    pub renewable: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"REDACTED")
+            .field("lease", &self.lease)
+            .field("renewable", &self.renewable)
+            .finish()
+    }
+}
+
+/// The login state kept between attempts (a secret ID removed from disk after its first read
+/// stays in memory for later logins, as Vault Agent does).
+#[derive(Default)]
+pub struct Authenticator {
+    secret_id: Option<Zeroizing<String>>,
+}
+
+fn read_trimmed(path: &str, what: &str) -> Result<Zeroizing<String>, String> {
+    std::fs::read_to_string(path)
+        .map(|s| Zeroizing::new(s.trim().to_string()))
+        .map_err(|e| format!("cannot read the {what} file {path}: {e}"))
+}
+
+fn session_from(auth: &Value) -> Result<Session, String> {
+    let token = auth
+        .get("client_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or("the login answer has no client_token")?;
+    Ok(Session {
+        token: Zeroizing::new(token.to_string()),
+        lease: auth
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        renewable: auth
+            .get("renewable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+impl Authenticator {
+    /// Logs in with the configured method.
+    pub async fn login(&mut self, client: &Client, a: &AutoAuth) -> Result<Session, String> {
+        let get = |k: &str| a.config.get(k).and_then(Value::as_str).map(String::from);
+        match a.kind.as_str() {
+            "approle" => {
+                let role_path =
+                    get("role_id_file_path").ok_or("approle needs role_id_file_path")?;
+                let role_id = read_trimmed(&role_path, "role ID")?;
+                if let Some(p) = get("secret_id_file_path") {
+                    match read_trimmed(&p, "secret ID") {
+                        Ok(s) if !s.is_empty() => {
+                            self.secret_id = Some(s);
+                            let remove = !matches!(
+                                a.config.get("remove_secret_id_file_after_reading"),
+                                Some(Value::Bool(false))
+                            ) && !matches!(
+                                a.config
+                                    .get("remove_secret_id_file_after_reading")
+                                    .and_then(Value::as_str),
+                                Some("false")
+                            );
+                            if remove {
+                                let _ = std::fs::remove_file(&p);
+                            }
+                        }
+                        _ if self.secret_id.is_some() => {}
+                        Err(e) => return Err(e),
+                        Ok(_) => return Err(format!("the secret ID file {p} is empty")),
+                    }
+                }
+                let mut body = json!({"role_id": role_id.as_str()});
+                if let Some(s) = &self.secret_id {
+                    body["secret_id"] = json!(s.as_str());
+                }
+                let mut anon = client.clone();
+                anon.set_token(None);
+                let resp = anon
+                    .write(&format!("{}/login", a.mount_path.trim_matches('/')), &body)
+                    .await
+                    .map_err(|e| format!("approle login failed: {e}"))?
+                    .ok_or("approle login returned nothing")?;
+                session_from(resp.get("auth").unwrap_or(&Value::Null))
+            }
+            _ => {
+                let path = get("token_file_path").ok_or("token_file needs token_file_path")?;
+                let token = read_trimmed(&path, "token")?;
+                let mut c = client.clone();
+                c.set_token(Some(token.to_string()));
+                let resp = c
+                    .read("auth/token/lookup-self")
+                    .await
+                    .map_err(|e| format!("the token in {path} is not valid: {e}"))?
+                    .ok_or("token lookup returned nothing")?;
+                let d = resp.get("data").cloned().unwrap_or(Value::Null);
+                Ok(Session {
+                    token,
+                    lease: d.get("ttl").and_then(Value::as_u64).unwrap_or(0),
+                    renewable: d.get("renewable").and_then(Value::as_bool).unwrap_or(false),
+                })
+            }
+        }
+    }
+}
+
+/// Renews the session's token.
+pub async fn renew(client: &Client, s: &Session) -> Result<Session, String> {
+    let mut c = client.clone();
+    c.set_token(Some(s.token.to_string()));
+    let resp = c
+        .write("auth/token/renew-self", &json!({}))
+        .await
+        .map_err(|e| format!("token renewal failed: {e}"))?
+        .ok_or("token renewal returned nothing")?;
+    session_from(resp.get("auth").unwrap_or(&Value::Null))
+}
+
+/// Writes the token to every sink (atomically, mode 0640 by default).
+pub fn write_sinks(a: &AutoAuth, s: &Session) -> Result<(), String> {
+    for (path, perms) in &a.sinks {
+        files::write_set(&[(path.clone(), s.token.as_bytes().to_vec())], perms, true)?;
+    }
+    Ok(())
+}
+
+/// Logs in, retrying with exponential backoff and jitter until it works or `attempts` are
+/// spent (0 = forever).
+pub async fn login_with_retry(
+    auth: &mut Authenticator,
+    client: &Client,
+    a: &AutoAuth,
+    attempts: u32,
+) -> Result<Session, String> {
+    let mut n = 0;
+    loop {
+        match auth.login(client, a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                n += 1;
+                if attempts > 0 && n >= attempts {
+                    return Err(e);
+                }
+                let wait = crate::schedule::backoff(
+                    n - 1,
+                    a.min_backoff,
+                    a.max_backoff,
+                    crate::schedule::draw(),
+                );
+                tracing::warn!(method = %a.kind, error = %e, retry_in_secs = wait, "auto-auth failed");
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The signet agent: logs in (auto-auth), keeps its token renewed, and keeps each
+//! `certificate` block's files current — issued once, written atomically as a set, renewed at
+//! a configured point of the lifetime with jitter, kept on disk across restarts while still
+//! valid, and kept in place (with retries backing off) while the CA is unreachable.
+//!
+//! It speaks only the public Vault API, so it works against signet, OpenBao and Vault.
+//! Modules: `config` (agent.hcl), `auth` (auto-auth and token renewal), `certs` (issuance and
+//! the files of a block), `files` (atomic sets of files), `schedule` (pure timing functions).
+
+pub mod auth;
+pub mod certs;
+pub mod config;
+pub mod files;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_client::{Client, ClientConfig};
+use tokio::sync::RwLock;
+
+use crate::config::{AgentConfig, CertBlock};
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Render every block once, then exit (init containers).
+    pub once: bool,
+    /// Log in, write the sinks, then exit.
+    pub exit_after_auth: bool,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A client carrying the current token.
+async fn authed(base: &Client, token: &RwLock<zeroize::Zeroizing<String>>) -> Client {
+    let mut c = base.clone();
+    c.set_token(Some(token.read().await.to_string()));
+    c
+}
+
+/// Brings one block up to date: keeps a valid certificate already on disk unless it is due,
+/// otherwise issues and writes. Returns the validity of what is in place.
+async fn refresh(
+    base: &Client,
+    token: &RwLock<zeroize::Zeroizing<String>>,
+    block: &CertBlock,
+    force: bool,
+) -> Result<(i64, i64), String> {
+    if !force {
+        if let Some((nb, na, serial)) = certs::existing(block) {
+            let due = schedule::renew_time(nb, na, block.renew, 0.0);
+            if now() < due {
+                tracing::info!(certificate = %block.name, serial = %serial, not_after = na, "keeping the valid certificate on disk");
+                return Ok((nb, na));
+            }
+        }
+    }
+    let client = authed(base, token).await;
+    let issued = certs::issue(&client, block).await?;
+    files::write_set(
+        &certs::contents(block, &issued),
+        &block.perms,
+        block.create_dest_dirs,
+    )?;
+    tracing::info!(certificate = %block.name, serial = %issued.serial, not_after = issued.not_after, "certificate written");
+    certs::notify(block).await;
+    Ok((issued.not_before, issued.not_after))
+}
+
+/// Keeps one block current forever.
+async fn keep(base: Client, token: Arc<RwLock<zeroize::Zeroizing<String>>>, block: CertBlock) {
+    let mut validity: Option<(i64, i64)> = None;
+    let mut force = false;
+    let mut attempt = 0u32;
+    loop {
+        match refresh(&base, &token, &block, force).await {
+            Ok(v) => {
+                validity = Some(v);
+                attempt = 0;
+                let at = schedule::renew_time(v.0, v.1, block.renew, 2.0 * schedule::draw() - 1.0);
+                let wait = (at - now()).max(1) as u64;
+                tracing::debug!(certificate = %block.name, renew_in_secs = wait, "next renewal");
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                force = true;
+            }
+            Err(e) => {
+                let wait = schedule::backoff(attempt, 1.0, 300.0, schedule::draw());
+                attempt += 1;
+                match validity {
+                    Some((_, na)) if now() >= na => tracing::error!(
+                        certificate = %block.name, error = %e, retry_in_secs = wait,
+                        "CERTIFICATE EXPIRED and could not be renewed; the old files are still in place"
+                    ),
+                    _ => tracing::warn!(
+                        certificate = %block.name, error = %e, retry_in_secs = wait,
+                        "renewal failed; the current files stay in place"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+        }
+    }
+}
+
+/// Keeps the token alive: renews at two thirds of the lease, logs in again when renewal fails.
+async fn keep_token(
+    base: Client,
+    cfg: config::AutoAuth,
+    mut auth: auth::Authenticator,
+    token: Arc<RwLock<zeroize::Zeroizing<String>>>,
+    mut lease: u64,
+    mut renewable: bool,
+) {
+    loop {
+        if lease == 0 {
+            // A token without expiry needs no renewal.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(schedule::token_renew_in(lease))).await;
+        let current = auth::Session {
+            token: token.read().await.clone(),
+            lease,
+            renewable,
+        };
+        let next = if renewable {
+            match auth::renew(&base, &current).await {
+                Ok(s) if s.lease > 0 => Ok(s),
+                Ok(_) | Err(_) => auth::login_with_retry(&mut auth, &base, &cfg, 0).await,
+            }
+        } else {
+            auth::login_with_retry(&mut auth, &base, &cfg, 0).await
+        };
+        match next {
+            Ok(s) => {
+                if let Err(e) = auth::write_sinks(&cfg, &s) {
+                    tracing::error!(error = %e, "writing the token sink failed");
+                }
+                lease = s.lease;
+                renewable = s.renewable;
+                *token.write().await = s.token;
+                tracing::info!(lease_secs = lease, "token renewed");
+            }
+            Err(e) => tracing::error!(error = %e, "could not renew or obtain a token"),
+        }
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT (or, with `once` / `exit_after_auth`, until done).
+pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
+    let base = Client::new(ClientConfig {
+        address: cfg.server.address.clone(),
+        token: None,
+        ca_cert: cfg.server.ca_cert.clone(),
+        tls_skip_verify: cfg.server.tls_skip_verify,
+        tls_server_name: cfg.server.tls_server_name.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(p) = &cfg.pid_file {
+        files::write_set(
+            &[(p.clone(), format!("{}\n", std::process::id()).into_bytes())],
+            &files::Perms {
+                mode: Some(0o644),
+                ..Default::default()
+            },
+            true,
+        )?;
+    }
+    let Some(aa) = cfg.auto_auth.clone() else {
+        return Err("no auto_auth block: nothing to do".into());
+    };
+    let mut authenticator = auth::Authenticator::default();
+    let attempts = if opts.once || opts.exit_after_auth || cfg.exit_after_auth {
+        5
+    } else {
+        0
+    };
+    let session = auth::login_with_retry(&mut authenticator, &base, &aa, attempts).await?;
+    auth::write_sinks(&aa, &session)?;
+    tracing::info!(method = %aa.kind, lease_secs = session.lease, "authenticated");
+    if opts.exit_after_auth || cfg.exit_after_auth {
+        return Ok(());
+    }
+    let token = Arc::new(RwLock::new(session.token.clone()));
+    if opts.once {
+        let mut failed = Vec::new();
+        for b in &cfg.certificates {
+            if let Err(e) = refresh(&base, &token, b, false).await {
+                tracing::error!(certificate = %b.name, error = %e, "could not write the certificate");
+                failed.push(format!("certificate {:?}: {e}", b.name));
+            }
+        }
+        return if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        };
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(keep_token(
+        base.clone(),
+        aa,
+        authenticator,
+        token.clone(),
+        session.lease,
+        session.renewable,
+    ));
+    for b in cfg.certificates.clone() {
+        tasks.spawn(keep(base.clone(), token.clone(), b));
+    }
+    wait_for_stop().await;
+    tracing::info!("stopping");
+    tasks.abort_all();
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop() {
+    let _ = tokio::signal::ctrl_c().await;
+}
