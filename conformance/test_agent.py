@@ -1,0 +1,102 @@
+"""The signet agent against both servers: it speaks only the public API, so the same
+configuration must work against OpenBao. AppRole auto-auth, a certificate block written with
+`-once`, then a short-lived certificate kept current by the running agent."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+
+from conftest import SIGNET_BIN
+
+
+def setup(target, d):
+    pki = "agent-pki-" + uuid.uuid4().hex[:6]
+    approle = "agent-approle-" + uuid.uuid4().hex[:6]
+    assert target.cli("secrets", "enable", f"-path={pki}", "pki").returncode == 0
+    assert target.req("POST", f"{pki}/root/generate/internal",
+                      json_body={"common_name": "Agent Root", "key_type": "ec", "ttl": "1h"}).status_code == 200
+    assert target.req("POST", f"{pki}/roles/web",
+                      json_body={"allow_any_name": True, "key_type": "ec", "max_ttl": "1h"}).status_code == 200
+    assert target.cli("auth", "enable", f"-path={approle}", "approle").returncode == 0
+    assert target.cli("policy", "write", f"{pki}-agent", "-",
+                      input=f'path "{pki}/issue/web" {{ capabilities = ["update"] }}\n').returncode == 0
+    assert target.req("POST", f"auth/{approle}/role/agent",
+                      json_body={"token_policies": [f"{pki}-agent"], "token_ttl": "1h"}).status_code in (200, 204)
+    role_id = target.req("GET", f"auth/{approle}/role/agent/role-id").json()["data"]["role_id"]
+    with open(os.path.join(d, "role-id"), "w") as f:
+        f.write(role_id)
+
+    def new_secret():
+        s = target.req("POST", f"auth/{approle}/role/agent/secret-id").json()["data"]["secret_id"]
+        with open(os.path.join(d, "secret-id"), "w") as f:
+            f.write(s)
+
+    return pki, approle, new_secret
+
+
+def config(target, d, pki, approle, ttl):
+    conf = f'''vault {{ address = "{target.addr}" }}
+auto_auth {{
+  method "approle" {{
+    mount_path = "auth/{approle}"
+    config = {{
+      role_id_file_path   = "{d}/role-id"
+      secret_id_file_path = "{d}/secret-id"
+    }}
+  }}
+  sink "file" {{ config {{ path = "{d}/token" }} }}
+}}
+certificate "web" {{
+  path        = "{pki}/issue/web"
+  common_name = "web.example.com"
+  ttl         = "{ttl}"
+  cert_file   = "{d}/tls/cert.pem"
+  key_file    = "{d}/tls/key.pem"
+  ca_file     = "{d}/tls/ca.pem"
+  renew_at    = "50%"
+}}
+'''
+    path = os.path.join(d, f"agent-{ttl}.hcl")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def openssl(*args):
+    return subprocess.run(["openssl", *args], capture_output=True, text=True)
+
+
+def test_agent_once_and_renewal(target):
+    d = tempfile.mkdtemp(prefix=f"agent-{target.kind}-")
+    pki, approle, new_secret = setup(target, d)
+    new_secret()
+    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={config(target, d, pki, approle, '30m')}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cert, key, ca = (os.path.join(d, "tls", n) for n in ("cert.pem", "key.pem", "ca.pem"))
+    v = openssl("verify", "-CAfile", ca, cert)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert openssl("x509", "-in", cert, "-noout", "-pubkey").stdout == openssl("pkey", "-in", key, "-pubout").stdout
+    assert not os.path.exists(os.path.join(d, "secret-id"))
+    # The running agent keeps a 4-second certificate current (the 30-minute one on disk would
+    # be kept: remove it first).
+    for f in (cert, key):
+        os.remove(f)
+    new_secret()
+    agent = subprocess.Popen([SIGNET_BIN, "agent", f"-config={config(target, d, pki, approle, '4s')}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        serials = set()
+        deadline = time.time() + 11
+        while time.time() < deadline:
+            s = openssl("x509", "-in", cert, "-noout", "-serial").stdout
+            if s:
+                serials.add(s)
+            time.sleep(0.2)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    # Issued, then renewed at least twice.
+    assert len(serials) >= 3, serials
