@@ -100,3 +100,46 @@ def test_agent_once_and_renewal(target):
         agent.wait(10)
     # Issued, then renewed at least twice.
     assert len(serials) >= 3, serials
+
+
+from test_auth_methods import kube  # noqa: E402,F401  (the TokenReview fake)
+
+
+def test_agent_kubernetes_auto_auth(target, kube):
+    fake, good, _other, _forged = kube
+    d = tempfile.mkdtemp(prefix=f"agent-k8s-{target.kind}-")
+    pki, _approle, _ = setup(target, d)
+    k8s = "agent-k8s-" + uuid.uuid4().hex[:6]
+    assert target.cli("auth", "enable", f"-path={k8s}", "kubernetes").returncode == 0
+    assert target.req("POST", f"auth/{k8s}/config", json_body={
+        "kubernetes_host": fake.url, "kubernetes_ca_cert": fake.ca_pem, "token_reviewer_jwt": "reviewer-jwt"}).status_code == 204
+    assert target.req("POST", f"auth/{k8s}/role/web", json_body={
+        "bound_service_account_names": "cert-manager-sa", "bound_service_account_namespaces": "fruits-catalog",
+        "token_policies": f"{pki}-agent", "token_ttl": "20m"}).status_code in (200, 204)
+    with open(os.path.join(d, "sa-token"), "w") as f:
+        f.write(good)
+    conf = f'''vault {{ address = "{target.addr}" }}
+auto_auth {{
+  method "kubernetes" {{
+    mount_path = "auth/{k8s}"
+    config = {{
+      role       = "web"
+      token_path = "{d}/sa-token"
+    }}
+  }}
+}}
+certificate "web" {{
+  path        = "{pki}/issue/web"
+  common_name = "pod.example.com"
+  ttl         = "10m"
+  cert_file   = "{d}/cert.pem"
+  key_file    = "{d}/key.pem"
+  ca_file     = "{d}/ca.pem"
+}}
+'''
+    with open(os.path.join(d, "agent.hcl"), "w") as f:
+        f.write(conf)
+    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    v = openssl("verify", "-CAfile", f"{d}/ca.pem", f"{d}/cert.pem")
+    assert v.returncode == 0, v.stdout + v.stderr

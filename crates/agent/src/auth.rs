@@ -104,6 +104,40 @@ impl Authenticator {
                     .ok_or("approle login returned nothing")?;
                 session_from(resp.get("auth").unwrap_or(&Value::Null))
             }
+            "kubernetes" | "jwt" => {
+                let role = get("role").ok_or_else(|| format!("{} needs a role", a.kind))?;
+                let path = if a.kind == "kubernetes" {
+                    get("token_path").unwrap_or_else(|| {
+                        "/var/run/secrets/kubernetes.io/serviceaccount/token".into()
+                    })
+                } else {
+                    get("path").ok_or("jwt needs path (the file holding the JWT)")?
+                };
+                // Re-read on every login: projected service-account tokens rotate.
+                let jwt = read_trimmed(&path, "JWT")?;
+                login_jwt(client, a, &json!({"role": role, "jwt": jwt.as_str()})).await
+            }
+            "azure" => {
+                let role = get("role").ok_or("azure needs a role")?;
+                let resource =
+                    get("resource").unwrap_or_else(|| "https://management.azure.com/".into());
+                let metadata =
+                    get("metadata_address").unwrap_or_else(|| "http://169.254.169.254".into());
+                let jwt = azure_token(
+                    client,
+                    &metadata,
+                    &resource,
+                    get("client_id"),
+                    get("object_id"),
+                )
+                .await?;
+                let compute = azure_compute(client, &metadata).await.unwrap_or_default();
+                let mut body = json!({"role": role, "jwt": jwt.as_str()});
+                for (k, v) in compute {
+                    body[k] = json!(v);
+                }
+                login_jwt(client, a, &body).await
+            }
             _ => {
                 let path = get("token_file_path").ok_or("token_file needs token_file_path")?;
                 let token = read_trimmed(&path, "token")?;
@@ -123,6 +157,84 @@ impl Authenticator {
             }
         }
     }
+}
+
+async fn login_jwt(client: &Client, a: &AutoAuth, body: &Value) -> Result<Session, String> {
+    let mut anon = client.clone();
+    anon.set_token(None);
+    let resp = anon
+        .write(&format!("{}/login", a.mount_path.trim_matches('/')), body)
+        .await
+        .map_err(|e| format!("{} login failed: {e}", a.kind))?
+        .ok_or_else(|| format!("{} login returned nothing", a.kind))?;
+    session_from(resp.get("auth").unwrap_or(&Value::Null))
+}
+
+/// A managed-identity access token from the instance metadata service.
+async fn azure_token(
+    client: &Client,
+    metadata: &str,
+    resource: &str,
+    client_id: Option<String>,
+    object_id: Option<String>,
+) -> Result<Zeroizing<String>, String> {
+    let mut url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}",
+        metadata.trim_end_matches('/'),
+        percent(resource)
+    );
+    if let Some(c) = client_id {
+        url.push_str(&format!("&client_id={}", percent(&c)));
+    }
+    if let Some(o) = object_id {
+        url.push_str(&format!("&object_id={}", percent(&o)));
+    }
+    let v = client
+        .get_url(&url, &[("Metadata", "true")])
+        .await
+        .map_err(|e| format!("the instance metadata service did not give a token: {e}"))?;
+    v.get("access_token")
+        .and_then(Value::as_str)
+        .map(|t| Zeroizing::new(t.to_string()))
+        .ok_or_else(|| "the instance metadata answer has no access_token".into())
+}
+
+/// The VM's subscription, resource group and name (the azure method wants them).
+async fn azure_compute(
+    client: &Client,
+    metadata: &str,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let url = format!(
+        "{}/metadata/instance?api-version=2021-02-01",
+        metadata.trim_end_matches('/')
+    );
+    let v = client
+        .get_url(&url, &[("Metadata", "true")])
+        .await
+        .map_err(|e| e.to_string())?;
+    let c = v.get("compute").cloned().unwrap_or(Value::Null);
+    let g = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut out = vec![
+        ("subscription_id", g("subscriptionId")),
+        ("resource_group_name", g("resourceGroupName")),
+    ];
+    if g("vmScaleSetName").is_empty() {
+        out.push(("vm_name", g("name")));
+    } else {
+        out.push(("vmss_name", g("vmScaleSetName")));
+    }
+    Ok(out)
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Renews the session's token.

@@ -264,10 +264,10 @@ impl AgentConfig {
                     .body
                     .error(m.line, format!("unknown auto_auth method {kind:?}")));
             }
-            if kind != "approle" && kind != "token_file" {
+            if kind == "cert" {
                 return Err(m.body.error(
                     m.line,
-                    format!("auto_auth method {kind:?} is not supported by this version of the signet agent yet: use approle or token_file"),
+                    "auto_auth method \"cert\" is not supported by this version of the signet agent yet",
                 ));
             }
             m.body.reject_unknown(
@@ -297,6 +297,20 @@ impl AgentConfig {
                     "secret_id_file_path",
                     "remove_secret_id_file_after_reading",
                     "secret_id_response_wrapping_path",
+                ],
+                "kubernetes" => &["role", "token_path"],
+                "jwt" => &[
+                    "role",
+                    "path",
+                    "remove_jwt_after_reading",
+                    "remove_jwt_follows_symlinks",
+                ],
+                "azure" => &[
+                    "role",
+                    "resource",
+                    "object_id",
+                    "client_id",
+                    "metadata_address",
                 ],
                 _ => &["token_file_path"],
             };

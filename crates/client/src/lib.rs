@@ -259,6 +259,33 @@ impl Client {
             .map_err(|e| ClientError::Transport(format!("invalid JSON from {url}: {e}")))
     }
 
+    /// GETs an absolute URL outside the Vault API (a cloud metadata service) and parses its
+    /// JSON answer; the token is not sent.
+    pub async fn get_url(&self, url: &str, headers: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let mut rb = self.http.get(url);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::Api {
+                method: "GET".into(),
+                url: url.into(),
+                status,
+                errors: vec![text.chars().take(300).collect()],
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))
+    }
+
     pub async fn read(&self, path: &str) -> Result<Option<Value>, ClientError> {
         self.request("GET", path, None, &[]).await
     }
