@@ -21,7 +21,8 @@ def setup(target, d):
                       json_body={"allow_any_name": True, "key_type": "ec", "max_ttl": "1h"}).status_code == 200
     assert target.cli("auth", "enable", f"-path={approle}", "approle").returncode == 0
     assert target.cli("policy", "write", f"{pki}-agent", "-",
-                      input=f'path "{pki}/issue/web" {{ capabilities = ["update"] }}\n').returncode == 0
+                      input=f'path "{pki}/issue/web" {{ capabilities = ["update"] }}\n'
+                            f'path "{pki}/sign/web" {{ capabilities = ["update"] }}\n').returncode == 0
     assert target.req("POST", f"auth/{approle}/role/agent",
                       json_body={"token_policies": [f"{pki}-agent"], "token_ttl": "1h"}).status_code in (200, 204)
     role_id = target.req("GET", f"auth/{approle}/role/agent/role-id").json()["data"]["role_id"]
@@ -57,6 +58,18 @@ certificate "web" {{
   ca_file     = "{d}/tls/ca.pem"
   renew_at    = "50%"
 }}
+certificate "local-key" {{
+  path        = "{pki}/sign/web"
+  csr         = true
+  key_type    = "ec"
+  common_name = "local.example.com"
+  ttl         = "{ttl}"
+  bundle_file = "{d}/local/bundle.pem"
+}}
+trust "root" {{
+  path        = "{pki}/ca_chain"
+  destination = "{d}/trust/ca.pem"
+}}
 '''
     path = os.path.join(d, f"agent-{ttl}.hcl")
     with open(path, "w") as f:
@@ -80,6 +93,11 @@ def test_agent_once_and_renewal(target):
     assert v.returncode == 0, v.stdout + v.stderr
     assert openssl("x509", "-in", cert, "-noout", "-pubkey").stdout == openssl("pkey", "-in", key, "-pubout").stdout
     assert not os.path.exists(os.path.join(d, "secret-id"))
+    # csr = true: the key was made here and only the CSR was sent; the bundle holds both.
+    bundle = open(os.path.join(d, "local", "bundle.pem")).read()
+    assert "PRIVATE KEY" in bundle and bundle.count("BEGIN CERTIFICATE") >= 2
+    # The trust block wrote the CA chain.
+    assert open(os.path.join(d, "trust", "ca.pem")).read() == open(ca).read()
     # The running agent keeps a 4-second certificate current (the 30-minute one on disk would
     # be kept: remove it first).
     for f in (cert, key):

@@ -108,6 +108,56 @@ async fn keep(base: Client, token: Arc<RwLock<zeroize::Zeroizing<String>>>, bloc
     }
 }
 
+/// Keeps a `trust` block's CA bundle current: fetched every `interval`, written (atomically)
+/// and announced only when it changed.
+async fn keep_trust(
+    base: Client,
+    token: Arc<RwLock<zeroize::Zeroizing<String>>>,
+    t: config::TrustBlock,
+) {
+    loop {
+        match refresh_trust(&base, &token, &t).await {
+            Ok(true) => tracing::info!(trust = %t.name, "CA bundle updated"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(trust = %t.name, error = %e, "could not refresh the CA bundle; the current file stays")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(t.interval.max(5))).await;
+    }
+}
+
+/// Fetches a trust block's bundle; writes it when it differs from the file. Returns whether
+/// it changed.
+async fn refresh_trust(
+    base: &Client,
+    token: &RwLock<zeroize::Zeroizing<String>>,
+    t: &config::TrustBlock,
+) -> Result<bool, String> {
+    let client = authed(base, token).await;
+    let body = client.read_raw(&t.path).await.map_err(|e| e.to_string())?;
+    if !body.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{} did not return PEM certificates", t.path));
+    }
+    let body = format!("{}\n", body.trim_end());
+    if std::fs::read_to_string(&t.destination).ok().as_deref() == Some(body.as_str()) {
+        return Ok(false);
+    }
+    files::write_set(
+        &[(t.destination.clone(), body.into_bytes())],
+        &t.perms,
+        true,
+    )?;
+    if let Some((prog, args)) = t.on_change.split_first() {
+        match tokio::process::Command::new(prog).args(args).status().await {
+            Ok(st) if st.success() => {}
+            Ok(st) => tracing::error!(trust = %t.name, status = %st, "on_change failed"),
+            Err(e) => tracing::error!(trust = %t.name, error = %e, "on_change could not start"),
+        }
+    }
+    Ok(true)
+}
+
 /// Keeps the token alive: renews at two thirds of the lease, logs in again when renewal fails.
 async fn keep_token(
     base: Client,
@@ -189,6 +239,11 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     let token = Arc::new(RwLock::new(session.token.clone()));
     if opts.once {
         let mut failed = Vec::new();
+        for t in &cfg.trusts {
+            if let Err(e) = refresh_trust(&base, &token, t).await {
+                failed.push(format!("trust {:?}: {e}", t.name));
+            }
+        }
         for b in &cfg.certificates {
             if let Err(e) = refresh(&base, &token, b, false).await {
                 tracing::error!(certificate = %b.name, error = %e, "could not write the certificate");
@@ -212,6 +267,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     ));
     for b in cfg.certificates.clone() {
         tasks.spawn(keep(base.clone(), token.clone(), b));
+    }
+    for t in cfg.trusts.clone() {
+        tasks.spawn(keep_trust(base.clone(), token.clone(), t));
     }
     wait_for_stop().await;
     tracing::info!("stopping");

@@ -286,6 +286,34 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))
     }
 
+    /// GETs an API path whose answer is not JSON (`pki/ca_chain`, `pki/crl/pem`) and returns
+    /// the body as text.
+    pub async fn read_raw(&self, path: &str) -> Result<String, ClientError> {
+        let url = self.url(path);
+        let mut rb = self.http.get(&url);
+        if let Some(t) = &self.token {
+            rb = rb.header("X-Vault-Token", t);
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::Api {
+                method: "GET".into(),
+                url,
+                status,
+                errors: vec![text.chars().take(300).collect()],
+            });
+        }
+        Ok(text)
+    }
+
     pub async fn read(&self, path: &str) -> Result<Option<Value>, ClientError> {
         self.request("GET", path, None, &[]).await
     }
