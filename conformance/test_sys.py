@@ -99,3 +99,10 @@ def test_bao_status_unsealed(target):
     status = json.loads(ok(target.cli("status", "-format=json", token=None)).stdout)
     assert status["sealed"] is False and status["initialized"] is True and status["type"] == "shamir"
     assert status["ha_enabled"] is False
+
+
+def test_ui_mounts_refuses_a_bad_token(target):
+    assert_errors(target.req("GET", "sys/internal/ui/mounts/secret", token="bogus"), 403, ["permission denied"])
+    assert_errors(target.req("GET", "sys/internal/ui/mounts/secret", token=None), 403, ["permission denied"])
+    r = target.req("GET", "sys/internal/ui/mounts", token=None)
+    assert r.status_code == 200 and r.json()["data"] == {"auth": {}, "secret": {}}

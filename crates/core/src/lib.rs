@@ -285,9 +285,14 @@ impl Core {
                     meta.token = Some(e);
                     meta.token_id = req.token.clone();
                 }
-                // The OpenAPI document answers anonymously, but a token that is sent must be
-                // valid (OpenBao's rule; other unauthenticated paths ignore a bad token).
-                (None, true) if path == "sys/internal/specs/openapi" && req.token.is_some() => {
+                // The OpenAPI document and the UI mount listing answer anonymously, but a token
+                // that is sent must be valid (OpenBao's rule; other unauthenticated paths
+                // ignore a bad token).
+                (None, true)
+                    if req.token.is_some()
+                        && (path == "sys/internal/specs/openapi"
+                            || path.starts_with("sys/internal/ui/mounts")) =>
+                {
                     return Err(CoreError::PermissionDenied)
                 }
                 (None, true) => {}
