@@ -161,3 +161,62 @@ certificate "web" {{
     assert r.returncode == 0, r.stderr
     v = openssl("verify", "-CAfile", f"{d}/ca.pem", f"{d}/cert.pem")
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_agent_templates_seed_002_and_pki_cert(target):
+    """Seed 002's consul-template template (with its certdump plugin) and a pkiCert template,
+    rendered by `signet agent -once` against both servers."""
+    d = tempfile.mkdtemp(prefix=f"agent-tpl-{target.kind}-")
+    pki, approle, new_secret = setup(target, d)
+    new_secret()
+    certdump = os.path.join(d, "certdump")
+    with open(certdump, "w") as f:
+        f.write('#!/bin/sh\nprintf "%s\\n" "$3" > "$1"\n')
+    os.chmod(certdump, 0o755)
+    with open(os.path.join(d, "cert.template"), "w") as f:
+        f.write('{{ with secret "' + pki + '/issue/web" "common_name=etcd-1.example.com" "ttl=10m"}}'
+                '     {{ .Data.serial_number }}'
+                '     {{ .Data.certificate | plugin "' + certdump + '" "' + d + '/etcd-cert.pem" "etcd"}}'
+                '     {{ .Data.private_key | plugin "' + certdump + '" "' + d + '/etcd-key.pem" "etcd"}}'
+                '     {{ .Data.issuing_ca | plugin "' + certdump + '" "' + d + '/etcd-ca.pem" "etcd"}}'
+                '     {{ end }}')
+    conf = f'''vault {{ address = "{target.addr}" }}
+auto_auth {{
+  method "approle" {{
+    mount_path = "auth/{approle}"
+    config = {{
+      role_id_file_path   = "{d}/role-id"
+      secret_id_file_path = "{d}/secret-id"
+    }}
+  }}
+}}
+template {{
+  source      = "{d}/cert.template"
+  destination = "{d}/etcd.serial"
+  command     = "echo rendered >> {d}/commands"
+}}
+template {{
+  contents    = "{{{{ with pkiCert \\"{pki}/issue/web\\" \\"common_name=web.example.com\\" \\"ttl=10m\\" }}}}{{{{ .Data.Cert }}}}{{{{ .Data.Key }}}}{{{{ end }}}}"
+  destination = "{d}/web.pem"
+  perms       = "0600"
+}}
+'''
+    with open(os.path.join(d, "agent.hcl"), "w") as f:
+        f.write(conf)
+    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    serial = open(os.path.join(d, "etcd.serial")).read().split()[0]
+    cert = os.path.join(d, "etcd-cert.pem")
+    assert openssl("x509", "-in", cert, "-noout", "-serial").stdout.strip().lower() == "serial=" + serial.replace(":", "").lower()
+    assert openssl("verify", "-CAfile", os.path.join(d, "etcd-ca.pem"), cert).returncode == 0
+    assert openssl("x509", "-in", cert, "-noout", "-pubkey").stdout == openssl("pkey", "-in", os.path.join(d, "etcd-key.pem"), "-pubout").stdout
+    assert open(os.path.join(d, "commands")).read() == "rendered\n"
+    web = open(os.path.join(d, "web.pem")).read()
+    assert "BEGIN CERTIFICATE" in web and "PRIVATE KEY" in web
+    assert oct(os.stat(os.path.join(d, "web.pem")).st_mode & 0o777) == "0o600"
+    # A template that does not parse stops the agent at start with the block named.
+    with open(os.path.join(d, "bad.hcl"), "w") as f:
+        f.write(conf.replace("{{ .Data.serial_number }}", "{{ .Data.serial_number").replace(
+            f'source      = "{d}/cert.template"', 'contents = "{{ with }}"'))
+    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/bad.hcl"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "template" in r.stderr, r.stderr

@@ -68,9 +68,24 @@ pub struct TrustBlock {
     pub interval: u64,
 }
 
+/// A `template { ... }` block (consul-template syntax).
+#[derive(Debug, Clone)]
+pub struct TemplateBlock {
+    /// The source path, or `contents #N`.
+    pub name: String,
+    pub text: String,
+    pub destination: PathBuf,
+    pub perms: Perms,
+    pub create_dest_dirs: bool,
+    /// argv; a `command` string runs through `sh -c`, as consul-template does.
+    pub command: Vec<String>,
+    pub command_timeout: u64,
+}
+
 /// The whole agent configuration.
 #[derive(Debug, Clone, Default)]
 pub struct AgentConfig {
+    pub templates: Vec<TemplateBlock>,
     pub server: ServerConfig,
     pub auto_auth: Option<AutoAuth>,
     pub certificates: Vec<CertBlock>,
@@ -198,11 +213,80 @@ impl AgentConfig {
             pid_file: body.string("pid_file")?.map(|p| resolve(path, &p)),
             ..Default::default()
         };
-        if let Some(t) = body.blocks("template").next() {
-            return Err(body.error(
-                t.line,
-                "template blocks are not supported by this version of the signet agent yet: use certificate blocks",
-            ));
+        for (n, t) in body.blocks("template").enumerate() {
+            t.body.reject_unknown(
+                &[
+                    "source",
+                    "contents",
+                    "destination",
+                    "perms",
+                    "create_dest_dirs",
+                    "error_on_missing_key",
+                    "command",
+                    "command_timeout",
+                    "backup",
+                    "wait",
+                ],
+                &["exec", "wait"],
+                " in template",
+            )?;
+            let (name, text) = match (t.body.string("source")?, t.body.string("contents")?) {
+                (Some(src), None) => {
+                    let p = resolve(path, &src);
+                    let text = std::fs::read_to_string(&p).map_err(|e| {
+                        t.body.error(
+                            t.line,
+                            format!("cannot read template source {}: {e}", p.display()),
+                        )
+                    })?;
+                    (p.display().to_string(), text)
+                }
+                (None, Some(c)) => (format!("contents #{}", n + 1), c),
+                _ => {
+                    return Err(t
+                        .body
+                        .error(t.line, "template needs exactly one of source or contents"))
+                }
+            };
+            // A template that does not parse fails the start, naming the block.
+            crate::template::parse(&name, &text).map_err(|e| t.body.error(t.line, e))?;
+            let destination = t
+                .body
+                .string("destination")?
+                .map(|p| resolve(path, &p))
+                .ok_or_else(|| t.body.error(t.line, "template needs a destination"))?;
+            let mut command = match t.body.attr("command").map(|a| &a.value) {
+                Some(Value::String(c)) if !c.is_empty() => {
+                    vec!["sh".into(), "-c".into(), c.clone()]
+                }
+                Some(Value::Array(_)) => strings(&t.body, "command")?,
+                _ => vec![],
+            };
+            let mut timeout = duration(&t.body, "command_timeout")?.unwrap_or(30);
+            if let Some(e) = t.body.blocks("exec").next() {
+                e.body
+                    .reject_unknown(&["command", "timeout", "env"], &[], " in exec")?;
+                command = match e.body.attr("command").map(|a| &a.value) {
+                    Some(Value::String(c)) => vec!["sh".into(), "-c".into(), c.clone()],
+                    _ => strings(&e.body, "command")?,
+                };
+                timeout = duration(&e.body, "timeout")?.unwrap_or(30);
+            }
+            cfg.templates.push(TemplateBlock {
+                name,
+                text,
+                destination,
+                perms: {
+                    let mut p = perms(&t.body)?;
+                    if p.mode.is_none() {
+                        p.mode = Some(0o644);
+                    }
+                    p
+                },
+                create_dest_dirs: t.body.bool("create_dest_dirs")?.unwrap_or(true),
+                command,
+                command_timeout: timeout,
+            });
         }
         for b in body.blocks("vault").chain(body.blocks("signet")) {
             b.body.reject_unknown(
@@ -508,8 +592,11 @@ impl AgentConfig {
                 name,
             });
         }
-        if cfg.auto_auth.is_none() && !cfg.certificates.is_empty() {
-            return Err(body.error(0, "certificate blocks need an auto_auth block to log in"));
+        if cfg.auto_auth.is_none() && (!cfg.certificates.is_empty() || !cfg.templates.is_empty()) {
+            return Err(body.error(
+                0,
+                "certificate and template blocks need an auto_auth block to log in",
+            ));
         }
         Ok(cfg)
     }

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod config;
 pub mod files;
 pub mod schedule;
+pub mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +159,131 @@ async fn refresh_trust(
     Ok(true)
 }
 
+/// Renders a template (fetching what it asks for, consul-template's dependency loop) and
+/// writes it when it changed; returns when to render again (epoch seconds).
+async fn refresh_template(
+    base: &Client,
+    token: &RwLock<zeroize::Zeroizing<String>>,
+    t: &config::TemplateBlock,
+) -> Result<i64, String> {
+    let tpl = template::parse(&t.name, &t.text)?;
+    let client = authed(base, token).await;
+    let mut answers = std::collections::HashMap::new();
+    let mut next = now() + 300;
+    for _ in 0..32 {
+        match template::render(&tpl, &answers) {
+            template::Attempt::Done(text) => {
+                let changed =
+                    std::fs::read(&t.destination).ok().as_deref() != Some(text.as_bytes());
+                if changed {
+                    files::write_set(
+                        &[(t.destination.clone(), text.into_bytes())],
+                        &t.perms,
+                        t.create_dest_dirs,
+                    )?;
+                    tracing::info!(template = %t.name, destination = %t.destination.display(), "template rendered");
+                    if let Some((prog, args)) = t.command.split_first() {
+                        let run = tokio::process::Command::new(prog)
+                            .args(args)
+                            .kill_on_drop(true)
+                            .status();
+                        match tokio::time::timeout(
+                            Duration::from_secs(t.command_timeout.max(1)),
+                            run,
+                        )
+                        .await
+                        {
+                            Ok(Ok(st)) if st.success() => {}
+                            Ok(Ok(st)) => {
+                                tracing::error!(template = %t.name, status = %st, "command failed")
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(template = %t.name, error = %e, "command could not start")
+                            }
+                            Err(_) => tracing::error!(template = %t.name, "command timed out"),
+                        }
+                    }
+                }
+                return Ok(next);
+            }
+            template::Attempt::Failed(e) => return Err(format!("template {}: {e}", t.name)),
+            template::Attempt::Missing(calls) => {
+                for call in calls {
+                    let (func, path, args) = &call;
+                    let body: serde_json::Map<String, serde_json::Value> = args
+                        .iter()
+                        .filter_map(|a| a.split_once('='))
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                        .collect();
+                    let resp = if func == "pkiCert" || !body.is_empty() {
+                        client.write(path, &serde_json::Value::Object(body)).await
+                    } else {
+                        client.read(path).await
+                    }
+                    .map_err(|e| format!("template {}: {path}: {e}", t.name))?
+                    .ok_or_else(|| format!("template {}: no secret at {path}", t.name))?;
+                    // Re-render before a certificate in the answer is due, or at 2/3 of a lease.
+                    let d = resp.get("data").cloned().unwrap_or_default();
+                    if let Some(pem) = d.get("certificate").and_then(|v| v.as_str()) {
+                        if let Ok((certs, _)) = signet_crypto::x509::split_bundle(pem) {
+                            if let Some(info) = certs
+                                .first()
+                                .and_then(|c| signet_crypto::x509::cert_info(c).ok())
+                            {
+                                next = next.min(schedule::renew_time(
+                                    info.not_before,
+                                    info.not_after,
+                                    schedule::RenewPoint::default(),
+                                    2.0 * schedule::draw() - 1.0,
+                                ));
+                            }
+                        }
+                    } else if let Some(lease) = resp
+                        .get("lease_duration")
+                        .and_then(|v| v.as_u64())
+                        .filter(|l| *l > 0)
+                    {
+                        next = next.min(now() + schedule::token_renew_in(lease) as i64);
+                    }
+                    let value = if func == "pkiCert" {
+                        template::pki_value(&resp)
+                    } else {
+                        template::secret_value(&resp)
+                    };
+                    answers.insert(template::answer_key(&call), value);
+                }
+            }
+        }
+    }
+    Err(format!(
+        "template {}: too many secrets (more than 32 rounds)",
+        t.name
+    ))
+}
+
+/// Keeps a template rendered.
+async fn keep_template(
+    base: Client,
+    token: Arc<RwLock<zeroize::Zeroizing<String>>>,
+    t: config::TemplateBlock,
+) {
+    let mut attempt = 0u32;
+    loop {
+        match refresh_template(&base, &token, &t).await {
+            Ok(next) => {
+                attempt = 0;
+                tokio::time::sleep(Duration::from_secs((next - now()).max(1) as u64)).await;
+            }
+            Err(e) => {
+                let wait = schedule::backoff(attempt, 1.0, 300.0, schedule::draw());
+                attempt += 1;
+                tracing::warn!(template = %t.name, error = %e, retry_in_secs = wait, "rendering failed; the destination stays as it was");
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+        }
+    }
+}
+
 /// Keeps the token alive: renews at two thirds of the lease, logs in again when renewal fails.
 async fn keep_token(
     base: Client,
@@ -244,6 +370,11 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
                 failed.push(format!("trust {:?}: {e}", t.name));
             }
         }
+        for t in &cfg.templates {
+            if let Err(e) = refresh_template(&base, &token, t).await {
+                failed.push(e);
+            }
+        }
         for b in &cfg.certificates {
             if let Err(e) = refresh(&base, &token, b, false).await {
                 tracing::error!(certificate = %b.name, error = %e, "could not write the certificate");
@@ -270,6 +401,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     }
     for t in cfg.trusts.clone() {
         tasks.spawn(keep_trust(base.clone(), token.clone(), t));
+    }
+    for t in cfg.templates.clone() {
+        tasks.spawn(keep_template(base.clone(), token.clone(), t));
     }
     wait_for_stop().await;
     tracing::info!("stopping");
