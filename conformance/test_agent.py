@@ -220,3 +220,43 @@ template {{
             f'source      = "{d}/cert.template"', 'contents = "{{ with }}"'))
     r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/bad.hcl"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "template" in r.stderr, r.stderr
+
+
+def test_bao_agent_pki_cert_template(target):
+    """The other way round: OpenBao's own agent, with AppRole auto-auth and a pkiCert
+    template, against both servers."""
+    from conftest import BAO_BIN
+    d = tempfile.mkdtemp(prefix=f"bao-agent-{target.kind}-")
+    pki, approle, new_secret = setup(target, d)
+    new_secret()
+    conf = f'''pid_file = "{d}/pid"
+exit_after_auth = true
+vault {{ address = "{target.addr}" }}
+auto_auth {{
+  method "approle" {{
+    mount_path = "auth/{approle}"
+    config = {{
+      role_id_file_path = "{d}/role-id"
+      secret_id_file_path = "{d}/secret-id"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+  sink "file" {{ config = {{ path = "{d}/token" }} }}
+}}
+template {{
+  contents    = "{{{{ with pkiCert \\"{pki}/issue/web\\" \\"common_name=bao-agent.example.com\\" \\"ttl=10m\\" }}}}{{{{ .Data.Cert }}}}{{{{ .Data.Key }}}}{{{{ end }}}}"
+  destination = "{d}/out.pem"
+}}
+'''
+    with open(os.path.join(d, "agent.hcl"), "w") as f:
+        f.write(conf)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env["HOME"] = d
+    r = subprocess.run([BAO_BIN, "agent", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = open(os.path.join(d, "out.pem")).read()
+    assert "BEGIN CERTIFICATE" in out and "PRIVATE KEY" in out, out[:200]
+    cert = os.path.join(d, "cert-only.pem")
+    with open(cert, "w") as f:
+        f.write(out[: out.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n")
+    assert "bao-agent.example.com" in openssl("x509", "-in", cert, "-noout", "-subject").stdout
