@@ -85,6 +85,8 @@ pub struct TemplateBlock {
 /// The whole agent configuration.
 #[derive(Debug, Clone, Default)]
 pub struct AgentConfig {
+    /// `listener "tcp" { address }`: serves `/health` and `/metrics`.
+    pub listener: Option<String>,
     pub templates: Vec<TemplateBlock>,
     pub server: ServerConfig,
     pub auto_auth: Option<AutoAuth>,
@@ -287,6 +289,21 @@ impl AgentConfig {
                 command,
                 command_timeout: timeout,
             });
+        }
+        for l in body.blocks("listener") {
+            l.body
+                .reject_unknown(&["address", "tls_disable", "type"], &[], " in listener")?;
+            if !l.body.bool("tls_disable")?.unwrap_or(false) {
+                return Err(l.body.error(
+                    l.line,
+                    "the agent's listener serves /health and /metrics over plain HTTP: set tls_disable = true",
+                ));
+            }
+            cfg.listener = Some(
+                l.body
+                    .string("address")?
+                    .ok_or_else(|| l.body.error(l.line, "listener needs an address"))?,
+            );
         }
         for b in body.blocks("vault").chain(body.blocks("signet")) {
             b.body.reject_unknown(

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod files;
+pub mod metrics;
 pub mod schedule;
 pub mod template;
 
@@ -31,7 +32,7 @@ pub struct RunOptions {
     pub exit_after_auth: bool,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -52,11 +53,13 @@ async fn refresh(
     token: &RwLock<zeroize::Zeroizing<String>>,
     block: &CertBlock,
     force: bool,
+    stats: &metrics::Metrics,
 ) -> Result<(i64, i64), String> {
     if !force {
         if let Some((nb, na, serial)) = certs::existing(block) {
             let due = schedule::renew_time(nb, na, block.renew, 0.0);
             if now() < due {
+                stats.cert_current(&block.name, na);
                 tracing::info!(certificate = %block.name, serial = %serial, not_after = na, "keeping the valid certificate on disk");
                 return Ok((nb, na));
             }
@@ -75,12 +78,17 @@ async fn refresh(
 }
 
 /// Keeps one block current forever.
-async fn keep(base: Client, token: Arc<RwLock<zeroize::Zeroizing<String>>>, block: CertBlock) {
+async fn keep(
+    base: Client,
+    token: Arc<RwLock<zeroize::Zeroizing<String>>>,
+    block: CertBlock,
+    stats: Arc<metrics::Metrics>,
+) {
     let mut validity: Option<(i64, i64)> = None;
     let mut force = false;
     let mut attempt = 0u32;
     loop {
-        match refresh(&base, &token, &block, force).await {
+        match refresh(&base, &token, &block, force, &stats).await {
             Ok(v) => {
                 validity = Some(v);
                 attempt = 0;
@@ -91,6 +99,7 @@ async fn keep(base: Client, token: Arc<RwLock<zeroize::Zeroizing<String>>>, bloc
                 force = true;
             }
             Err(e) => {
+                stats.cert_failed(&block.name);
                 let wait = schedule::backoff(attempt, 1.0, 300.0, schedule::draw());
                 attempt += 1;
                 match validity {
@@ -292,6 +301,7 @@ async fn keep_token(
     token: Arc<RwLock<zeroize::Zeroizing<String>>>,
     mut lease: u64,
     mut renewable: bool,
+    stats: Arc<metrics::Metrics>,
 ) {
     loop {
         if lease == 0 {
@@ -320,9 +330,17 @@ async fn keep_token(
                 lease = s.lease;
                 renewable = s.renewable;
                 *token.write().await = s.token;
+                stats
+                    .token_renewals
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(lease_secs = lease, "token renewed");
             }
-            Err(e) => tracing::error!(error = %e, "could not renew or obtain a token"),
+            Err(e) => {
+                stats
+                    .auth_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "could not renew or obtain a token")
+            }
         }
     }
 }
@@ -350,6 +368,21 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     let Some(aa) = cfg.auto_auth.clone() else {
         return Err("no auto_auth block: nothing to do".into());
     };
+    let stats = Arc::new(metrics::Metrics::default());
+    let mut listener_task = None;
+    if let Some(addr) = cfg.listener.clone() {
+        // Bound before anything else, so a busy port fails the start.
+        let s = stats.clone();
+        let probe = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        drop(probe);
+        listener_task = Some(tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, s).await {
+                tracing::error!(error = %e, "agent listener failed");
+            }
+        }));
+    }
     let mut authenticator = auth::Authenticator::default();
     let attempts = if opts.once || opts.exit_after_auth || cfg.exit_after_auth {
         5
@@ -358,6 +391,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     };
     let session = auth::login_with_retry(&mut authenticator, &base, &aa, attempts).await?;
     auth::write_sinks(&aa, &session)?;
+    stats
+        .authenticated
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(method = %aa.kind, lease_secs = session.lease, "authenticated");
     if opts.exit_after_auth || cfg.exit_after_auth {
         return Ok(());
@@ -376,7 +412,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
             }
         }
         for b in &cfg.certificates {
-            if let Err(e) = refresh(&base, &token, b, false).await {
+            if let Err(e) = refresh(&base, &token, b, false, &stats).await {
                 tracing::error!(certificate = %b.name, error = %e, "could not write the certificate");
                 failed.push(format!("certificate {:?}: {e}", b.name));
             }
@@ -395,9 +431,10 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
         token.clone(),
         session.lease,
         session.renewable,
+        stats.clone(),
     ));
     for b in cfg.certificates.clone() {
-        tasks.spawn(keep(base.clone(), token.clone(), b));
+        tasks.spawn(keep(base.clone(), token.clone(), b, stats.clone()));
     }
     for t in cfg.trusts.clone() {
         tasks.spawn(keep_trust(base.clone(), token.clone(), t));
@@ -408,6 +445,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     wait_for_stop().await;
     tracing::info!("stopping");
     tasks.abort_all();
+    if let Some(t) = listener_task {
+        t.abort();
+    }
     Ok(())
 }
 

@@ -360,8 +360,17 @@ fn agent_keeps_a_short_lived_certificate_current() {
     let p = |n: &str| dir.path().join(n);
     std::fs::write(p("role-id"), role_id.trim()).unwrap();
     std::fs::write(p("secret-id"), secret_id.trim()).unwrap();
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = format!(
         r#"vault {{ address = "{addr}" }}
+listener "tcp" {{
+  address     = "127.0.0.1:{metrics_port}"
+  tls_disable = true
+}}
 auto_auth {{
   method "approle" {{
     config = {{
@@ -456,7 +465,9 @@ certificate "web" {{
         .trim(),
     )
     .unwrap();
-    let long = conf.replace("ttl         = \"6s\"", "ttl         = \"30m\"");
+    let long = conf
+        .replace("ttl         = \"6s\"", "ttl         = \"30m\"")
+        .replace(&format!("127.0.0.1:{metrics_port}"), "127.0.0.1:0");
     std::fs::write(p("agent-long.hcl"), &long).unwrap();
     let run_once = || {
         std::fs::write(
