@@ -66,15 +66,20 @@ async fn refresh(
         }
     }
     let client = authed(base, token).await;
+    let asked_at = now();
     let issued = certs::issue(&client, block).await?;
     files::write_set(
         &certs::contents(block, &issued),
         &block.perms,
         block.create_dest_dirs,
     )?;
+    stats.cert_written(&block.name, issued.not_after);
     tracing::info!(certificate = %block.name, serial = %issued.serial, not_after = issued.not_after, "certificate written");
     certs::notify(block).await;
-    Ok((issued.not_before, issued.not_after))
+    // CAs backdate notBefore (OpenBao and signet by 30 s): the renewal point is a fraction of
+    // the lifetime from when the certificate was obtained, not from the backdated start, or a
+    // short certificate would be renewed at once, again and again.
+    Ok((issued.not_before.max(asked_at), issued.not_after))
 }
 
 /// Keeps one block current forever.
@@ -297,7 +302,7 @@ async fn keep_template(
 async fn keep_token(
     base: Client,
     cfg: config::AutoAuth,
-    mut auth: auth::Authenticator,
+    auth: Arc<tokio::sync::Mutex<auth::Authenticator>>,
     token: Arc<RwLock<zeroize::Zeroizing<String>>>,
     mut lease: u64,
     mut renewable: bool,
@@ -314,13 +319,20 @@ async fn keep_token(
             lease,
             renewable,
         };
-        let next = if renewable {
-            match auth::renew(&base, &current).await {
-                Ok(s) if s.lease > 0 => Ok(s),
-                Ok(_) | Err(_) => auth::login_with_retry(&mut auth, &base, &cfg, 0).await,
-            }
+        let renewed = if renewable {
+            auth::renew(&base, &current)
+                .await
+                .ok()
+                .filter(|s| s.lease > 0)
         } else {
-            auth::login_with_retry(&mut auth, &base, &cfg, 0).await
+            None
+        };
+        let next = match renewed {
+            Some(s) => Ok(s),
+            None => {
+                let mut a = auth.lock().await;
+                auth::login_with_retry(&mut a, &base, &cfg, 0).await
+            }
         };
         match next {
             Ok(s) => {
@@ -345,8 +357,75 @@ async fn keep_token(
     }
 }
 
-/// Runs the agent until SIGTERM/SIGINT (or, with `once` / `exit_after_auth`, until done).
-pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// SIGTERM/SIGINT, or the work of `-once` / `exit_after_auth` is done.
+    Stop,
+    /// SIGHUP: reload the configuration and start again.
+    Reload,
+}
+
+/// Runs the agent from a configuration file until SIGTERM/SIGINT, reloading it on SIGHUP (a
+/// configuration that no longer loads is reported and the running one is kept).
+pub async fn serve(path: std::path::PathBuf, opts: RunOptions) -> Result<(), String> {
+    let mut cfg = AgentConfig::load(&path).map_err(|e| e.to_string())?;
+    // Kept across reloads: a secret ID removed from disk after its first read stays usable,
+    // the counters keep counting, and the listener stays up unless its address changed.
+    let auth = Arc::new(tokio::sync::Mutex::new(auth::Authenticator::default()));
+    let stats = Arc::new(metrics::Metrics::default());
+    let mut listener: Option<(String, tokio::task::JoinHandle<()>)> = None;
+    loop {
+        if listener.as_ref().map(|l| &l.0) != cfg.listener.as_ref() {
+            if let Some((_, h)) = listener.take() {
+                h.abort();
+                let _ = h.await;
+            }
+            if let Some(addr) = cfg.listener.clone() {
+                let tcp = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let s = stats.clone();
+                let h = tokio::spawn(async move {
+                    if let Err(e) = metrics::serve(tcp, s).await {
+                        tracing::error!(error = %e, "agent listener failed");
+                    }
+                });
+                listener = Some((addr, h));
+            }
+        }
+        match run_with(cfg.clone(), opts, auth.clone(), stats.clone()).await? {
+            Ended::Stop => return Ok(()),
+            Ended::Reload => match AgentConfig::load(&path) {
+                Ok(c) => {
+                    tracing::info!(config = %path.display(), "configuration reloaded");
+                    cfg = c;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading the configuration failed; keeping the running one")
+                }
+            },
+        }
+    }
+}
+
+/// Runs the agent until a signal (or, with `once` / `exit_after_auth`, until done).
+pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<Ended, String> {
+    run_with(
+        cfg,
+        opts,
+        Arc::new(tokio::sync::Mutex::new(auth::Authenticator::default())),
+        Arc::new(metrics::Metrics::default()),
+    )
+    .await
+}
+
+async fn run_with(
+    cfg: AgentConfig,
+    opts: RunOptions,
+    authenticator: Arc<tokio::sync::Mutex<auth::Authenticator>>,
+    stats: Arc<metrics::Metrics>,
+) -> Result<Ended, String> {
     let base = Client::new(ClientConfig {
         address: cfg.server.address.clone(),
         token: None,
@@ -368,35 +447,22 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     let Some(aa) = cfg.auto_auth.clone() else {
         return Err("no auto_auth block: nothing to do".into());
     };
-    let stats = Arc::new(metrics::Metrics::default());
-    let mut listener_task = None;
-    if let Some(addr) = cfg.listener.clone() {
-        // Bound before anything else, so a busy port fails the start.
-        let s = stats.clone();
-        let probe = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        drop(probe);
-        listener_task = Some(tokio::spawn(async move {
-            if let Err(e) = metrics::serve(addr, s).await {
-                tracing::error!(error = %e, "agent listener failed");
-            }
-        }));
-    }
-    let mut authenticator = auth::Authenticator::default();
     let attempts = if opts.once || opts.exit_after_auth || cfg.exit_after_auth {
         5
     } else {
         0
     };
-    let session = auth::login_with_retry(&mut authenticator, &base, &aa, attempts).await?;
+    let session = {
+        let mut a = authenticator.lock().await;
+        auth::login_with_retry(&mut a, &base, &aa, attempts).await?
+    };
     auth::write_sinks(&aa, &session)?;
     stats
         .authenticated
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(method = %aa.kind, lease_secs = session.lease, "authenticated");
     if opts.exit_after_auth || cfg.exit_after_auth {
-        return Ok(());
+        return Ok(Ended::Stop);
     }
     let token = Arc::new(RwLock::new(session.token.clone()));
     if opts.once {
@@ -418,7 +484,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
             }
         }
         return if failed.is_empty() {
-            Ok(())
+            Ok(Ended::Stop)
         } else {
             Err(failed.join("; "))
         };
@@ -442,33 +508,33 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), String> {
     for t in cfg.templates.clone() {
         tasks.spawn(keep_template(base.clone(), token.clone(), t));
     }
-    wait_for_stop().await;
-    tracing::info!("stopping");
+    let ended = wait_for_signal().await;
+    tracing::info!(reason = ?ended, "stopping the running tasks");
     tasks.abort_all();
-    if let Some(t) = listener_task {
-        t.abort();
-    }
-    Ok(())
+    Ok(ended)
 }
 
 #[cfg(unix)]
-async fn wait_for_stop() {
+async fn wait_for_signal() -> Ended {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(mut t), Ok(mut i)) => {
+        (Ok(mut t), Ok(mut i), Ok(mut h)) => {
             tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+                _ = t.recv() => Ended::Stop,
+                _ = i.recv() => Ended::Stop,
+                _ = h.recv() => Ended::Reload,
             }
         }
-        _ => std::future::pending::<()>().await,
+        _ => std::future::pending::<Ended>().await,
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_stop() {
+async fn wait_for_signal() -> Ended {
     let _ = tokio::signal::ctrl_c().await;
+    Ended::Stop
 }

@@ -81,14 +81,15 @@ impl Metrics {
     }
 }
 
-/// Serves `/health` and `/metrics` until the task is dropped.
-pub async fn serve(address: String, metrics: Arc<Metrics>) -> Result<(), String> {
+/// Serves `/health` and `/metrics` on a bound listener until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> Result<(), String> {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let m1 = metrics.clone();
     let m2 = metrics;
     let app = axum::Router::new()

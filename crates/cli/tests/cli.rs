@@ -304,6 +304,26 @@ fn sighup_reopens_the_audit_file() {
     assert!(!old.contains("\"path\":\"sys/auth\""));
 }
 
+/// A plain HTTP/1.1 GET over a socket: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
 fn openssl_out(args: &[&str]) -> String {
     let o = Command::new("openssl").args(args).output().unwrap();
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -421,6 +441,48 @@ certificate "web" {{
         }
         std::thread::sleep(Duration::from_millis(150));
     }
+    // SIGHUP reloads the configuration: the next certificate carries the new name.
+    std::fs::write(
+        p("agent.hcl"),
+        conf.replace("web.example.com", "web2.example.com"),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &agent.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    loop {
+        let subject = openssl_out(&[
+            "x509",
+            "-in",
+            p("tls/cert.pem").to_str().unwrap(),
+            "-noout",
+            "-subject",
+        ]);
+        if subject.contains("web2.example.com") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(12),
+            "the reloaded configuration was not applied after {:?}: {subject}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The listener: /health and Prometheus /metrics.
+    assert_eq!(http_get(metrics_port, "/health").0, 200);
+    let (st, metrics) = http_get(metrics_port, "/metrics");
+    assert_eq!(st, 200);
+    assert!(
+        metrics.contains("signet_agent_certificate_expiry_seconds{name=\"web\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("signet_agent_certificate_renewals_total{name=\"web\"}"),
+        "{metrics}"
+    );
     let _ = agent.kill();
     let _ = agent.wait();
     assert!(
@@ -466,6 +528,7 @@ certificate "web" {{
     )
     .unwrap();
     let long = conf
+        .replace("web.example.com", "web2.example.com")
         .replace("ttl         = \"6s\"", "ttl         = \"30m\"")
         .replace(&format!("127.0.0.1:{metrics_port}"), "127.0.0.1:0");
     std::fs::write(p("agent-long.hcl"), &long).unwrap();

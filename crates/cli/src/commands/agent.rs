@@ -1,4 +1,5 @@
-//! `signet agent -config FILE [-once] [-exit-after-auth]`: runs the agent (crates/agent).
+//! `signet agent -config FILE [-once] [-exit-after-auth]`: runs the agent (crates/agent);
+//! SIGHUP reloads the configuration, SIGTERM/SIGINT stop it.
 //! Exit code 1 when the configuration or the first run fails.
 
 use std::path::PathBuf;
@@ -30,13 +31,11 @@ pub fn run(args: &[String]) -> u8 {
         eprintln!("Error: -config=FILE is required");
         return 1;
     };
-    let cfg = match signet_agent::config::AgentConfig::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error loading the configuration: {e}");
-            return 1;
-        }
-    };
+    // Checked before the runtime starts, so a bad file is exit 1 with its line.
+    if let Err(e) = signet_agent::config::AgentConfig::load(&path) {
+        eprintln!("Error loading the configuration: {e}");
+        return 1;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,7 +51,7 @@ pub fn run(args: &[String]) -> u8 {
         once: parsed.bool("once"),
         exit_after_auth: parsed.bool("exit-after-auth"),
     };
-    match runtime.block_on(signet_agent::run(cfg, opts)) {
+    match runtime.block_on(signet_agent::serve(path, opts)) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("Error: {e}");
