@@ -290,6 +290,20 @@ impl AgentConfig {
                 command_timeout: timeout,
             });
         }
+        for tc in body.blocks("template_config") {
+            // Accepted for Vault Agent configurations; signet retries failed renders with
+            // backoff forever and re-renders before certificates are due.
+            tc.body.reject_unknown(
+                &[
+                    "exit_on_retry_failure",
+                    "static_secret_render_interval",
+                    "max_connections_per_host",
+                    "lease_renewal_threshold",
+                ],
+                &[],
+                " in template_config",
+            )?;
+        }
         for l in body.blocks("listener") {
             l.body
                 .reject_unknown(&["address", "tls_disable", "type"], &[], " in listener")?;

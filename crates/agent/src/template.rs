@@ -1,6 +1,6 @@
 //! Templates in consul-template's syntax (Go text/template through the `gtmpl` crate), for
 //! configurations written for Vault Agent: `secret`, `pkiCert`, `toJSON`, `base64Encode`,
-//! `env`, `file`, `plugin`.
+//! `env`, `file`, `plugin`, `writeToFile`.
 //!
 //! gtmpl's functions are plain `fn` pointers, so they cannot carry the client or await it.
 //! Rendering therefore runs as consul-template's dependency loop: a render records every
@@ -119,6 +119,31 @@ fn file(args: &[Value]) -> Result<Value, FuncError> {
         .map_err(|e| FuncError::Generic(format!("file {path}: {e}")))
 }
 
+/// `{{ writeToFile "path" "content" "owner" "group" "0644" }}` (consul-template's argument
+/// order; owner and group may be empty, `"append"` as a sixth argument appends): writes the
+/// file atomically (or appends) and yields nothing.
+fn write_to_file(args: &[Value]) -> Result<Value, FuncError> {
+    let s = strings(args)?;
+    if s.len() < 5 {
+        return Err(FuncError::AtLeastXArgs("writeToFile".into(), 5));
+    }
+    let mode = crate::files::parse_mode(&s[4]).map_err(FuncError::Generic)?;
+    let perms = crate::files::Perms {
+        mode: Some(mode),
+        owner: Some(s[2].clone()).filter(|o| !o.is_empty()),
+        group: Some(s[3].clone()).filter(|g| !g.is_empty()),
+    };
+    let path = std::path::PathBuf::from(&s[0]);
+    let mut content = s[1].clone().into_bytes();
+    if s.get(5).map(String::as_str) == Some("append") {
+        let mut old = std::fs::read(&path).unwrap_or_default();
+        old.extend(content);
+        content = old;
+    }
+    crate::files::write_set(&[(path, content)], &perms, true).map_err(FuncError::Generic)?;
+    Ok(Value::from(""))
+}
+
 /// `{{ value | plugin "cmd" "arg" ... }}`: runs the command with the arguments and, last, the
 /// piped value; its standard output is the result (consul-template's plugin contract).
 fn plugin(args: &[Value]) -> Result<Value, FuncError> {
@@ -201,6 +226,7 @@ pub fn parse(name: &str, text: &str) -> Result<Template, String> {
         ("env", env as gtmpl::Func),
         ("file", file as gtmpl::Func),
         ("plugin", plugin as gtmpl::Func),
+        ("writeToFile", write_to_file as gtmpl::Func),
     ]);
     t.parse(text)
         .map_err(|e| format!("template {name} does not parse: {e}"))?;
@@ -263,5 +289,21 @@ mod tests {
             _ => panic!("the second render completes"),
         }
         assert!(parse("bad", "{{ with }}").is_err());
+    }
+
+    #[test]
+    fn write_to_file_writes_and_appends() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("out.txt");
+        let text = format!(
+            r#"{{{{ writeToFile "{p}" "one" "" "" "0640" }}}}{{{{ writeToFile "{p}" "-two" "" "" "0640" "append" }}}}done"#,
+            p = f.display()
+        );
+        let t = parse("w", &text).unwrap();
+        match render(&t, &HashMap::new()) {
+            Attempt::Done(out) => assert_eq!(out, "done"),
+            _ => panic!("renders"),
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "one-two");
     }
 }
