@@ -324,6 +324,32 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// A plain HTTP/1.1 PUT with a JSON body: (status, body).
+fn http_put(port: u16, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
 fn openssl_out(args: &[&str]) -> String {
     let o = Command::new("openssl").args(args).output().unwrap();
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -581,4 +607,178 @@ certificate "web" {{
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(err.contains("bad.hcl:2"), "{err}");
+}
+
+/// Starts `signet server` on a SQLite file with a key-file seal (unsealed at start).
+fn durable_server(dir: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(BIN)
+        .args([
+            "server",
+            &format!("-config={}", dir.join("server.hcl").display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// While the CA is down the agent keeps the files it has and keeps running; when the CA
+/// returns, the certificate is renewed without restarting the agent.
+#[test]
+fn agent_keeps_files_while_the_ca_is_down_and_renews_when_it_returns() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        p("seal.key"),
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .unwrap();
+    std::fs::write(
+        p("server.hcl"),
+        format!(
+            "storage \"sqlite\" {{ path = \"{}\" }}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" tls_disable = true }}\nseal \"file\" {{ path = \"{}\" }}\n",
+            p("signet.db").display(),
+            p("seal.key").display()
+        ),
+    )
+    .unwrap();
+    let server = durable_server(dir.path(), port);
+    let (st, init) = http_put(
+        port,
+        "/v1/sys/init",
+        r#"{"secret_shares":1,"secret_threshold":1}"#,
+    );
+    assert_eq!(st, 200, "{init}");
+    let root: String = init
+        .split("\"root_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let mut d = Dev {
+        child: server,
+        addr: format!("http://127.0.0.1:{port}"),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let ok = |d: &Dev, args: &[&str]| {
+        let o = d.run_with(args, None, &root);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out(&o)
+    };
+    // A moment for the auto-unseal after init.
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&d, &["secrets", "enable", "pki"]);
+    ok(
+        &d,
+        &[
+            "write",
+            "pki/root/generate/internal",
+            "common_name=Root",
+            "key_type=ec",
+            "ttl=2h",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "write",
+            "pki/roles/web",
+            "allow_any_name=true",
+            "key_type=ec",
+            "max_ttl=1h",
+        ],
+    );
+    let token = ok(
+        &d,
+        &["token", "create", "-field=token", "-policy=root", "-ttl=2h"],
+    );
+    std::fs::write(p("token"), token.trim()).unwrap();
+    std::fs::write(
+        p("agent.hcl"),
+        format!(
+            r#"vault {{ address = "http://127.0.0.1:{port}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{dir}/token" }} }}
+}}
+certificate "web" {{
+  path        = "pki/issue/web"
+  common_name = "web.example.com"
+  ttl         = "4s"
+  cert_file   = "{dir}/cert.pem"
+  key_file    = "{dir}/key.pem"
+  renew_at    = "50%"
+}}
+"#,
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(BIN)
+        .args(["agent", &format!("-config={}", p("agent.hcl").display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serial = || {
+        openssl_out(&[
+            "x509",
+            "-in",
+            p("cert.pem").to_str().unwrap(),
+            "-noout",
+            "-serial",
+        ])
+    };
+    let start = Instant::now();
+    while !p("cert.pem").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "first certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The CA goes away for longer than the certificate lives.
+    let _ = d.child.kill();
+    let _ = d.child.wait();
+    let before = (serial(), std::fs::read(p("key.pem")).unwrap());
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent keeps running"
+    );
+    assert_eq!(
+        (serial(), std::fs::read(p("key.pem")).unwrap()),
+        before,
+        "old files stay in place"
+    );
+    // The CA returns: a new certificate arrives without restarting the agent.
+    d.child = durable_server(dir.path(), port);
+    let start = Instant::now();
+    while serial() == before.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "renewed after the CA came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
 }
