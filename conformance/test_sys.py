@@ -106,3 +106,13 @@ def test_ui_mounts_refuses_a_bad_token(target):
     assert_errors(target.req("GET", "sys/internal/ui/mounts/secret", token=None), 403, ["permission denied"])
     r = target.req("GET", "sys/internal/ui/mounts", token=None)
     assert r.status_code == 200 and r.json()["data"] == {"auth": {}, "secret": {}}
+
+
+def test_help_needs_a_valid_token_but_no_policy(target):
+    kv = target.mount_kv()
+    r = target.req("POST", "auth/token/create", json={"policies": ["default"], "ttl": "10m"})
+    limited = r.json()["auth"]["client_token"]
+    assert target.req("GET", f"{kv}/x", token=limited).status_code == 403
+    r = target.req("GET", f"{kv}/x", params={"help": "1"}, token=limited)
+    assert r.status_code == 200 and r.json()["help"]
+    assert target.req("GET", f"{kv}/x", params={"help": "1"}, token="bogus").status_code == 403

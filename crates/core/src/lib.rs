@@ -321,7 +321,9 @@ impl Core {
             other => simple_op(other),
         };
 
-        if !info.unauthenticated && !info.no_acl {
+        // Help needs a valid token but no policy (OpenBao's rule): it describes a path, it
+        // does not touch its data.
+        if !info.unauthenticated && !info.no_acl && op != Operation::Help {
             self.check_access(&env.meta, &path, op, info.sudo, &req.data)
                 .await?;
         }
