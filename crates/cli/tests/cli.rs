@@ -304,13 +304,14 @@ fn sighup_reopens_the_audit_file() {
     assert!(!old.contains("\"path\":\"sys/auth\""));
 }
 
-/// A plain HTTP/1.1 GET over a socket: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
+/// A plain HTTP/1.1 request over a socket: (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut text = String::new();
@@ -322,32 +323,6 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
         .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
     (status, body.to_string())
-}
-
-/// A plain HTTP/1.1 PUT with a JSON body: (status, body).
-fn http_put(port: u16, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|x| x.1)
-            .unwrap_or("")
-            .to_string(),
-    )
 }
 
 fn openssl_out(args: &[&str]) -> String {
@@ -498,8 +473,8 @@ certificate "web" {{
         std::thread::sleep(Duration::from_millis(200));
     }
     // The listener: /health and Prometheus /metrics.
-    assert_eq!(http_get(metrics_port, "/health").0, 200);
-    let (st, metrics) = http_get(metrics_port, "/metrics");
+    assert_eq!(http(metrics_port, "GET", "/health", "").0, 200);
+    let (st, metrics) = http(metrics_port, "GET", "/metrics", "");
     assert_eq!(st, 200);
     assert!(
         metrics.contains("signet_agent_certificate_expiry_seconds{name=\"web\"}"),
@@ -658,8 +633,9 @@ fn agent_keeps_files_while_the_ca_is_down_and_renews_when_it_returns() {
     )
     .unwrap();
     let server = durable_server(dir.path(), port);
-    let (st, init) = http_put(
+    let (st, init) = http(
         port,
+        "PUT",
         "/v1/sys/init",
         r#"{"secret_shares":1,"secret_threshold":1}"#,
     );

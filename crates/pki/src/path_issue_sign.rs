@@ -577,20 +577,7 @@ async fn issue_with(
             names,
             issuer_id: issuer.issuer_id.clone(),
         };
-        let mut ops = vec![Op::Put(
-            cert_key(&info.serial),
-            serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
-        )];
-        for k in index_keys(
-            &info.serial,
-            &rec.names,
-            &rec.role,
-            rec.not_after,
-            rec.issued_at,
-        ) {
-            ops.push(Op::Put(k, Vec::new()));
-        }
-        c.storage.apply(ops).await?;
+        store_record(&c, &info.serial, &rec).await?;
     }
     let mut chain = issuer.ca_chain();
     if f.bool("remove_roots_from_chain") {
@@ -694,17 +681,16 @@ pub(crate) async fn store_ca_cert(
         names: vec![],
         issuer_id: issuer_id.to_string(),
     };
+    store_record(c, &info.serial, &rec).await
+}
+
+/// Writes an inventory record and its index entries in one batch.
+async fn store_record(c: &Ctx, serial: &str, rec: &CertRecord) -> CoreResult<()> {
     let mut ops = vec![Op::Put(
-        cert_key(&info.serial),
-        serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?,
+        cert_key(serial),
+        serde_json::to_vec(rec).map_err(|e| CoreError::Internal(e.to_string()))?,
     )];
-    for k in index_keys(
-        &info.serial,
-        &rec.names,
-        &rec.role,
-        rec.not_after,
-        rec.issued_at,
-    ) {
+    for k in index_keys(serial, &rec.names, &rec.role, rec.not_after, rec.issued_at) {
         ops.push(Op::Put(k, Vec::new()));
     }
     c.storage.apply(ops).await?;

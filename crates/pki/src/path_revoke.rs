@@ -123,14 +123,6 @@ enum Form {
     IssuerJson,
 }
 
-/// The issuer of a certificate among the mount's issuers.
-async fn issuer_of(pki: &Pki, c: &Ctx, der: &[u8]) -> CoreResult<Option<IssuerEntry>> {
-    Ok(issuers::all_issuers(pki, c)
-        .await?
-        .into_iter()
-        .find(|i| x509::issued_by(der, &i.der())))
-}
-
 /// Marks every CRL stale: one small write, in the same batch as the revocation.
 fn crl_stale_op() -> Op {
     Op::Put(
@@ -207,11 +199,13 @@ async fn revoke_inner(pki: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Optio
             Err(e) => return Err(CoreError::bad(format!("failed to parse private key: {e}"))),
         }
     }
+    // One listing of the mount's issuers serves both checks below.
+    let all = issuers::all_issuers(&pki, &c).await?;
     let issuer = match (&rec, &cert_der) {
         (Some(r), _) if !r.issuer_id.is_empty() => {
-            issuers::find_issuer(&pki, &c, &r.issuer_id).await?
+            all.iter().find(|i| i.issuer_id == r.issuer_id).cloned()
         }
-        (_, Some(d)) => issuer_of(&pki, &c, d).await?,
+        (_, Some(d)) => all.iter().find(|i| x509::issued_by(d, &i.der())).cloned(),
         _ => None,
     };
     if der.is_some() && issuer.is_none() {
@@ -219,11 +213,7 @@ async fn revoke_inner(pki: Arc<Pki>, c: Ctx, with_key: bool) -> CoreResult<Optio
             "unable to revoke certificate: it was not issued by any issuer of this mount",
         ));
     }
-    if issuers::all_issuers(&pki, &c)
-        .await?
-        .iter()
-        .any(|i| i.serial_number == serial)
-    {
+    if all.iter().any(|i| i.serial_number == serial) {
         return Err(CoreError::bad(format!(
             "adding issuer (serial {serial}) to its own CRL is not allowed; use issuer/:ref/revoke"
         )));

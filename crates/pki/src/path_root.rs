@@ -136,6 +136,27 @@ fn ca_fields(spec: PathSpec<Pki>) -> PathSpec<Pki> {
     s
 }
 
+/// `root/sign-self-issued` and `issuer/:ref/sign-self-issued`.
+fn self_issued(spec: PathSpec<Pki>) -> PathSpec<Pki> {
+    spec.field(Field::new(
+        "certificate",
+        FieldType::String,
+        "PEM of the self-issued CA certificate to re-sign.",
+    ))
+    .field(Field::new(
+        "require_matching_certificate_algorithms",
+        FieldType::Bool,
+        "Refuse when the key algorithms differ.",
+    ))
+    .op(
+        Operation::Update,
+        "Re-sign a self-issued CA certificate with this mount's issuer.",
+        handler(sign_self_issued),
+    )
+    .help("Sign a self-issued certificate.", "")
+    .sudo()
+}
+
 pub fn specs() -> Vec<PathSpec<Pki>> {
     vec![
         ca_fields(PathSpec::new("root/generate/:type"))
@@ -159,43 +180,14 @@ pub fn specs() -> Vec<PathSpec<Pki>> {
                 handler(generate_root),
             )
             .help("Generate a root CA beside the current one.", ""),
-        PathSpec::new("root/sign-self-issued")
-            .field(Field::new(
-                "certificate",
+        self_issued(PathSpec::new("root/sign-self-issued")),
+        self_issued(
+            PathSpec::new("issuer/:ref/sign-self-issued").field(Field::new(
+                "ref",
                 FieldType::String,
-                "PEM of the self-issued CA certificate to re-sign.",
-            ))
-            .field(Field::new(
-                "require_matching_certificate_algorithms",
-                FieldType::Bool,
-                "Refuse when the key algorithms differ.",
-            ))
-            .op(
-                Operation::Update,
-                "Re-sign a self-issued CA certificate with this mount's issuer.",
-                handler(sign_self_issued),
-            )
-            .help("Sign a self-issued certificate.", "")
-            .sudo(),
-        PathSpec::new("issuer/:ref/sign-self-issued")
-            .field(Field::new("ref", FieldType::String, "Issuer reference."))
-            .field(Field::new(
-                "certificate",
-                FieldType::String,
-                "PEM of the self-issued CA certificate to re-sign.",
-            ))
-            .field(Field::new(
-                "require_matching_certificate_algorithms",
-                FieldType::Bool,
-                "Refuse when the key algorithms differ.",
-            ))
-            .op(
-                Operation::Update,
-                "Re-sign a self-issued CA certificate with this issuer.",
-                handler(sign_self_issued),
-            )
-            .help("Sign a self-issued certificate.", "")
-            .sudo(),
+                "Issuer reference.",
+            )),
+        ),
         PathSpec::new("root")
             .op(
                 Operation::Delete,
