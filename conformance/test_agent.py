@@ -260,3 +260,109 @@ template {{
     with open(cert, "w") as f:
         f.write(out[: out.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n")
     assert "bao-agent.example.com" in openssl("x509", "-in", cert, "-noout", "-subject").stdout
+
+
+def start_dev_tls(kind):
+    """A dev server on TLS (`-dev-tls`, OpenBao's flag, which signet also has): its throw-away
+    CA is written to <workdir>/tls/vault-ca.pem. Its listener asks for client certificates."""
+    import requests
+    from conftest import Target, binary_for, free_port
+    binary_for(kind)
+    workdir = tempfile.mkdtemp(prefix=f"conf-tls-{kind}-")
+    certs = os.path.join(workdir, "tls")
+    os.makedirs(certs)
+    port = free_port()
+    log = os.path.join(workdir, "server.log")
+    with open(log, "a") as out:
+        proc = subprocess.Popen([binary_for(kind), "server", "-dev", "-dev-tls", f"-dev-tls-cert-dir={certs}",
+                                 "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{port}"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, HOME=workdir))
+    ca = os.path.join(certs, "vault-ca.pem")
+    addr = f"https://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert proc.poll() is None, open(log).read()[-2000:]
+        try:
+            if os.path.exists(ca) and requests.get(f"{addr}/v1/sys/health", verify=ca, timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError(open(log).read()[-2000:])
+    return Target(kind, addr, "root", proc, workdir, log), ca
+
+
+def test_agent_cert_auto_auth_over_tls(target, monkeypatch):
+    """`method "cert"`: the agent presents a TLS client certificate (from the method's config,
+    or from the vault block's client_cert/client_key) and logs in with it, against a TLS dev
+    server of each kind."""
+    tls, ca = start_dev_tls(target.kind)
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+        d = tempfile.mkdtemp(prefix=f"agent-cert-{target.kind}-")
+        sh = lambda cmd: subprocess.run(cmd, shell=True, cwd=d, check=True, capture_output=True)
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=Agents -keyout cca.key -out cca.crt -days 1")
+        sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=agent.svc -keyout c.key -out c.csr")
+        with open(os.path.join(d, "ext"), "w") as f:
+            f.write("extendedKeyUsage=clientAuth\n")
+        sh("openssl x509 -req -in c.csr -CA cca.crt -CAkey cca.key -CAcreateserial -days 1 -extfile ext -out c.crt")
+        assert tls.req("POST", "sys/mounts/pki", json_body={"type": "pki"}).status_code == 204
+        assert tls.req("POST", "pki/root/generate/internal",
+                       json_body={"common_name": "TLS Root", "key_type": "ec", "ttl": "1h"}).status_code == 200
+        assert tls.req("POST", "pki/roles/web",
+                       json_body={"allow_any_name": True, "key_type": "ec", "max_ttl": "1h"}).status_code == 200
+        assert tls.req("PUT", "sys/policies/acl/agent",
+                       json_body={"policy": 'path "pki/issue/web" { capabilities = ["update"] }'}).status_code == 204
+        assert tls.req("POST", "sys/auth/cert", json_body={"type": "cert"}).status_code == 204
+        assert tls.req("POST", "auth/cert/certs/agent", json_body={
+            "certificate": open(os.path.join(d, "cca.crt")).read(), "token_policies": "agent",
+            "token_ttl": "10m"}).status_code in (200, 204)
+        for where, method_conf, vault_extra in (
+            ("method", f'name = "agent"\n      client_cert = "{d}/c.crt"\n      client_key = "{d}/c.key"', ""),
+            ("vault", 'name = "agent"', f'\n  client_cert = "{d}/c.crt"\n  client_key = "{d}/c.key"'),
+        ):
+            out = os.path.join(d, where)
+            conf = f'''vault {{
+  address = "{tls.addr}"
+  ca_cert = "{ca}"{vault_extra}
+}}
+auto_auth {{
+  method "cert" {{
+    config = {{
+      {method_conf}
+    }}
+  }}
+  sink "file" {{ config = {{ path = "{out}/token" }} }}
+}}
+certificate "web" {{
+  path        = "pki/issue/web"
+  common_name = "cert-auth.example.com"
+  ttl         = "10m"
+  cert_file   = "{out}/cert.pem"
+  key_file    = "{out}/key.pem"
+  ca_file     = "{out}/ca.pem"
+}}
+'''
+            path = os.path.join(d, f"{where}.hcl")
+            with open(path, "w") as f:
+                f.write(conf)
+            r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={path}"], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, (where, r.stderr)
+            v = openssl("verify", "-CAfile", f"{out}/ca.pem", f"{out}/cert.pem")
+            assert v.returncode == 0, v.stdout + v.stderr
+            token = open(f"{out}/token").read().strip()
+            me = tls.req("GET", "auth/token/lookup-self", token=token).json()["data"]
+            assert me["path"] == "auth/cert/login" and "agent" in me["policies"], me
+        # A certificate the method does not trust is refused, and -once says so with exit 1.
+        sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=stranger -keyout cca.key -out cca.crt -days 1")
+        bad = os.path.join(d, "bad.hcl")
+        with open(bad, "w") as f:
+            f.write(f'vault {{\n  address = "{tls.addr}"\n  ca_cert = "{ca}"\n}}\n'
+                    f'auto_auth {{\n  method "cert" {{\n    config = {{\n      name = "agent"\n      client_cert = "{d}/cca.crt"\n      client_key = "{d}/cca.key"\n    }}\n  }}\n}}\n')
+        r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={bad}"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "cert login failed" in r.stderr, r.stderr
+    finally:
+        tls.discard()

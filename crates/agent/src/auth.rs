@@ -1,4 +1,5 @@
-//! Auto-auth: logging in (AppRole, a token file), renewing the token at two thirds of its
+//! Auto-auth: logging in (AppRole, Kubernetes, JWT, Azure managed identity, a TLS client
+//! certificate, a token file), renewing the token at two thirds of its
 //! lease, and writing it to the sinks. The token lives in a `Zeroizing` string and is never
 //! logged.
 
@@ -8,8 +9,9 @@ use serde_json::{json, Value};
 use signet_client::Client;
 use zeroize::Zeroizing;
 
-use crate::config::AutoAuth;
+use crate::config::{AutoAuth, ServerConfig};
 use crate::files;
+use crate::Failure;
 
 /// A token and what the server said about it.
 pub struct Session {
@@ -35,10 +37,12 @@ pub struct Authenticator {
     secret_id: Option<Zeroizing<String>>,
 }
 
-fn read_trimmed(path: &str, what: &str) -> Result<Zeroizing<String>, String> {
+/// A file the login needs; one that is missing may yet appear (a projected token, a secret
+/// ID delivered later), so that is worth retrying.
+fn read_trimmed(path: &str, what: &str) -> Result<Zeroizing<String>, Failure> {
     std::fs::read_to_string(path)
         .map(|s| Zeroizing::new(s.trim().to_string()))
-        .map_err(|e| format!("cannot read the {what} file {path}: {e}"))
+        .map_err(|e| Failure::transient(format!("cannot read the {what} file {path}: {e}")))
 }
 
 fn session_from(auth: &Value) -> Result<Session, String> {
@@ -62,7 +66,7 @@ fn session_from(auth: &Value) -> Result<Session, String> {
 
 impl Authenticator {
     /// Logs in with the configured method.
-    pub async fn login(&mut self, client: &Client, a: &AutoAuth) -> Result<Session, String> {
+    pub async fn login(&mut self, client: &Client, a: &AutoAuth) -> Result<Session, Failure> {
         let get = |k: &str| a.config.get(k).and_then(Value::as_str).map(String::from);
         match a.kind.as_str() {
             "approle" => {
@@ -88,7 +92,11 @@ impl Authenticator {
                         }
                         _ if self.secret_id.is_some() => {}
                         Err(e) => return Err(e),
-                        Ok(_) => return Err(format!("the secret ID file {p} is empty")),
+                        Ok(_) => {
+                            return Err(Failure::transient(format!(
+                                "the secret ID file {p} is empty"
+                            )))
+                        }
                     }
                 }
                 let mut body = json!({"role_id": role_id.as_str()});
@@ -100,9 +108,9 @@ impl Authenticator {
                 let resp = anon
                     .write(&format!("{}/login", a.mount_path.trim_matches('/')), &body)
                     .await
-                    .map_err(|e| format!("approle login failed: {e}"))?
+                    .map_err(|e| Failure::api("approle login failed: ", e))?
                     .ok_or("approle login returned nothing")?;
-                session_from(resp.get("auth").unwrap_or(&Value::Null))
+                Ok(session_from(resp.get("auth").unwrap_or(&Value::Null))?)
             }
             "kubernetes" | "jwt" => {
                 let role = get("role").ok_or_else(|| format!("{} needs a role", a.kind))?;
@@ -116,6 +124,16 @@ impl Authenticator {
                 // Re-read on every login: projected service-account tokens rotate.
                 let jwt = read_trimmed(&path, "JWT")?;
                 login_jwt(client, a, &json!({"role": role, "jwt": jwt.as_str()})).await
+            }
+            "cert" => {
+                // The client presents the certificate in the handshake (see `login_client`);
+                // `name` picks one of the method's trusted certificates, else the server
+                // tries them all.
+                let body = match get("name") {
+                    Some(n) if !n.is_empty() => json!({"name": n}),
+                    _ => json!({}),
+                };
+                login_jwt(client, a, &body).await
             }
             "azure" => {
                 let role = get("role").ok_or("azure needs a role")?;
@@ -146,7 +164,7 @@ impl Authenticator {
                 let resp = c
                     .read("auth/token/lookup-self")
                     .await
-                    .map_err(|e| format!("the token in {path} is not valid: {e}"))?
+                    .map_err(|e| Failure::api(&format!("the token in {path} is not valid: "), e))?
                     .ok_or("token lookup returned nothing")?;
                 let d = resp.get("data").cloned().unwrap_or(Value::Null);
                 Ok(Session {
@@ -159,15 +177,46 @@ impl Authenticator {
     }
 }
 
-async fn login_jwt(client: &Client, a: &AutoAuth, body: &Value) -> Result<Session, String> {
+/// The client logins go through: the server's, except that the `cert` method presents its
+/// own client certificate (and trusts its own `ca_cert`) when its config names them.
+pub fn login_client(server: &ServerConfig, a: &AutoAuth) -> Result<Client, String> {
+    let path = |k: &str| {
+        a.config
+            .get(k)
+            .and_then(Value::as_str)
+            .map(std::path::PathBuf::from)
+    };
+    let mut cfg = signet_client::ClientConfig {
+        address: server.address.clone(),
+        token: None,
+        ca_cert: server.ca_cert.clone(),
+        tls_skip_verify: server.tls_skip_verify,
+        tls_server_name: server.tls_server_name.clone(),
+        client_cert: server.client_cert.clone(),
+        client_key: server.client_key.clone(),
+    };
+    if a.kind == "cert" {
+        if let (Some(c), Some(k)) = (path("client_cert"), path("client_key")) {
+            cfg.client_cert = Some(c);
+            cfg.client_key = Some(k);
+        }
+        if let Some(ca) = path("ca_cert") {
+            cfg.ca_cert = Some(ca);
+        }
+    }
+    Client::new(cfg).map_err(|e| format!("auto_auth method {:?}: {e}", a.kind))
+}
+
+/// Posts a login body to the method's mount and reads the token from the answer.
+async fn login_jwt(client: &Client, a: &AutoAuth, body: &Value) -> Result<Session, Failure> {
     let mut anon = client.clone();
     anon.set_token(None);
     let resp = anon
         .write(&format!("{}/login", a.mount_path.trim_matches('/')), body)
         .await
-        .map_err(|e| format!("{} login failed: {e}", a.kind))?
+        .map_err(|e| Failure::api(&format!("{} login failed: ", a.kind), e))?
         .ok_or_else(|| format!("{} login returned nothing", a.kind))?;
-    session_from(resp.get("auth").unwrap_or(&Value::Null))
+    Ok(session_from(resp.get("auth").unwrap_or(&Value::Null))?)
 }
 
 /// A managed-identity access token from the instance metadata service.
@@ -177,7 +226,7 @@ async fn azure_token(
     resource: &str,
     client_id: Option<String>,
     object_id: Option<String>,
-) -> Result<Zeroizing<String>, String> {
+) -> Result<Zeroizing<String>, Failure> {
     let mut url = format!(
         "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}",
         metadata.trim_end_matches('/'),
@@ -192,11 +241,15 @@ async fn azure_token(
     let v = client
         .get_url(&url, &[("Metadata", "true")])
         .await
-        .map_err(|e| format!("the instance metadata service did not give a token: {e}"))?;
+        .map_err(|e| {
+            Failure::transient(format!(
+                "the instance metadata service did not give a token: {e}"
+            ))
+        })?;
     v.get("access_token")
         .and_then(Value::as_str)
         .map(|t| Zeroizing::new(t.to_string()))
-        .ok_or_else(|| "the instance metadata answer has no access_token".into())
+        .ok_or_else(|| Failure::transient("the instance metadata answer has no access_token"))
 }
 
 /// The VM's subscription, resource group and name (the azure method wants them).
@@ -265,14 +318,17 @@ pub async fn login_with_retry(
     a: &AutoAuth,
     attempts: u32,
 ) -> Result<Session, String> {
+    let attempts = if a.exit_on_err { 1 } else { attempts };
     let mut n = 0;
     loop {
         match auth.login(client, a).await {
             Ok(s) => return Ok(s),
             Err(e) => {
                 n += 1;
-                if attempts > 0 && n >= attempts {
-                    return Err(e);
+                // With a bounded number of attempts (-once, exit_after_auth), a refusal is
+                // final; running for good, everything is retried (credentials get fixed).
+                if attempts > 0 && (n >= attempts || e.permanent) {
+                    return Err(e.message);
                 }
                 let wait = crate::schedule::backoff(
                     n - 1,

@@ -11,6 +11,7 @@ use signet_crypto::x509::{self, CertSpec, KeyType};
 use zeroize::Zeroizing;
 
 use crate::config::CertBlock;
+use crate::Failure;
 
 /// What the CA gave back.
 pub struct Issued {
@@ -46,7 +47,7 @@ fn pem_trim(s: &str) -> String {
 }
 
 /// Asks the CA for a certificate.
-pub async fn issue(client: &Client, block: &CertBlock) -> Result<Issued, String> {
+pub async fn issue(client: &Client, block: &CertBlock) -> Result<Issued, Failure> {
     let mut body = json!({
         "common_name": block.common_name,
         "alt_names": block.alt_names.join(","),
@@ -80,13 +81,13 @@ pub async fn issue(client: &Client, block: &CertBlock) -> Result<Issued, String>
     let resp = client
         .write(&block.path, &body)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Failure::api("", e))?
         .ok_or("the CA answered without a certificate")?;
     let d = resp.get("data").cloned().unwrap_or(Value::Null);
     let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let certificate = s("certificate");
     if certificate.is_empty() {
-        return Err("the CA answered without a certificate".into());
+        return Err(Failure::transient("the CA answered without a certificate"));
     }
     let private_key = match local_key {
         Some(k) => k,
@@ -96,7 +97,8 @@ pub async fn issue(client: &Client, block: &CertBlock) -> Result<Issued, String>
                 return Err(format!(
                     "{} returned no private key: use an issue/ path, or csr = true with a sign/ path",
                     block.path
-                ));
+                )
+                .into());
             }
             Zeroizing::new(k)
         }

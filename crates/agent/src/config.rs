@@ -16,6 +16,34 @@ pub struct ServerConfig {
     pub ca_cert: Option<PathBuf>,
     pub tls_skip_verify: bool,
     pub tls_server_name: Option<String>,
+    /// A client certificate presented to the server (TLS client authentication).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// `retry { num_retries }`: how many times a failed template render is retried before
+    /// `exit_on_retry_failure` applies (Vault's default 12; -1 disables retries).
+    pub num_retries: u32,
+}
+
+/// `template_config { ... }`.
+#[derive(Debug, Clone)]
+pub struct TemplateConfig {
+    /// Exit (code 1) when a template still fails after the retries.
+    pub exit_on_retry_failure: bool,
+    /// How often templates whose secrets have no lease are rendered again (default 5m).
+    pub static_secret_render_interval: u64,
+    /// Fraction of a certificate's lifetime (or a lease) after which a template is rendered
+    /// again (default 0.9, as Vault Agent).
+    pub lease_renewal_threshold: f64,
+}
+
+impl Default for TemplateConfig {
+    fn default() -> Self {
+        TemplateConfig {
+            exit_on_retry_failure: false,
+            static_secret_render_interval: 300,
+            lease_renewal_threshold: 0.9,
+        }
+    }
 }
 
 /// `auto_auth { method "TYPE" { ... } sink "file" { ... } }`.
@@ -25,6 +53,8 @@ pub struct AutoAuth {
     pub mount_path: String,
     pub config: Map<String, Value>,
     pub sinks: Vec<(PathBuf, Perms)>,
+    /// Exit when a login fails instead of retrying (Vault Agent's `exit_on_err`).
+    pub exit_on_err: bool,
     pub min_backoff: f64,
     pub max_backoff: f64,
 }
@@ -94,6 +124,7 @@ pub struct AgentConfig {
     pub trusts: Vec<TrustBlock>,
     pub exit_after_auth: bool,
     pub pid_file: Option<PathBuf>,
+    pub template_config: TemplateConfig,
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -215,6 +246,7 @@ impl AgentConfig {
             pid_file: body.string("pid_file")?.map(|p| resolve(path, &p)),
             ..Default::default()
         };
+        cfg.server.num_retries = 12;
         for (n, t) in body.blocks("template").enumerate() {
             t.body.reject_unknown(
                 &[
@@ -291,8 +323,8 @@ impl AgentConfig {
             });
         }
         for tc in body.blocks("template_config") {
-            // Accepted for Vault Agent configurations; signet retries failed renders with
-            // backoff forever and re-renders before certificates are due.
+            // max_connections_per_host is accepted and has no effect: the agent keeps one
+            // keep-alive connection pool per server.
             tc.body.reject_unknown(
                 &[
                     "exit_on_retry_failure",
@@ -303,6 +335,31 @@ impl AgentConfig {
                 &[],
                 " in template_config",
             )?;
+            let d = TemplateConfig::default();
+            let threshold = match tc.body.attr("lease_renewal_threshold") {
+                None => d.lease_renewal_threshold,
+                Some(a) => a
+                    .value
+                    .as_f64()
+                    .or_else(|| a.value.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|f| *f > 0.0 && *f < 1.0)
+                    .ok_or_else(|| {
+                        tc.body.error(
+                            a.line,
+                            "lease_renewal_threshold must be a fraction between 0 and 1",
+                        )
+                    })?,
+            };
+            cfg.template_config = TemplateConfig {
+                exit_on_retry_failure: tc
+                    .body
+                    .bool("exit_on_retry_failure")?
+                    .unwrap_or(d.exit_on_retry_failure),
+                static_secret_render_interval: duration(&tc.body, "static_secret_render_interval")?
+                    .unwrap_or(d.static_secret_render_interval)
+                    .max(1),
+                lease_renewal_threshold: threshold,
+            };
         }
         for l in body.blocks("listener") {
             l.body
@@ -333,17 +390,31 @@ impl AgentConfig {
                 &["retry"],
                 " in vault",
             )?;
-            if b.body.attr("client_cert").is_some() {
-                return Err(b.body.error(
-                    b.line,
-                    "client_cert is not supported by this version of the signet agent yet",
-                ));
+            let mut num_retries = 12;
+            for r in b.body.blocks("retry") {
+                r.body
+                    .reject_unknown(&["num_retries"], &[], " in vault retry")?;
+                num_retries = match r.body.i64("num_retries")? {
+                    None | Some(0) => 12,
+                    Some(n) if n < 0 => 0,
+                    Some(n) => n.min(1_000_000) as u32,
+                };
+            }
+            let client_cert = b.body.string("client_cert")?.map(|p| resolve(path, &p));
+            let client_key = b.body.string("client_key")?.map(|p| resolve(path, &p));
+            if client_cert.is_some() != client_key.is_some() {
+                return Err(b
+                    .body
+                    .error(b.line, "client_cert and client_key go together"));
             }
             cfg.server = ServerConfig {
                 address: b.body.string("address")?.unwrap_or_default(),
                 ca_cert: b.body.string("ca_cert")?.map(|p| resolve(path, &p)),
                 tls_skip_verify: b.body.bool("tls_skip_verify")?.unwrap_or(false),
                 tls_server_name: b.body.string("tls_server_name")?,
+                client_cert,
+                client_key,
+                num_retries,
             };
         }
         if cfg.server.address.is_empty() {
@@ -379,12 +450,6 @@ impl AgentConfig {
                     .body
                     .error(m.line, format!("unknown auto_auth method {kind:?}")));
             }
-            if kind == "cert" {
-                return Err(m.body.error(
-                    m.line,
-                    "auto_auth method \"cert\" is not supported by this version of the signet agent yet",
-                ));
-            }
             m.body.reject_unknown(
                 &[
                     "type",
@@ -400,7 +465,9 @@ impl AgentConfig {
             )?;
             let mut config = config_map(m);
             for (k, v) in config.iter_mut() {
-                if k.ends_with("_path") {
+                if k.ends_with("_path")
+                    || matches!(k.as_str(), "ca_cert" | "client_cert" | "client_key")
+                {
                     if let Value::String(s) = v {
                         *s = resolve(path, s).display().to_string();
                     }
@@ -427,6 +494,7 @@ impl AgentConfig {
                     "client_id",
                     "metadata_address",
                 ],
+                "cert" => &["name", "ca_cert", "client_cert", "client_key", "reload"],
                 _ => &["token_file_path"],
             };
             if let Some(bad) = config.keys().find(|k| !known.contains(&k.as_str())) {
@@ -434,6 +502,21 @@ impl AgentConfig {
                     m.line,
                     format!("unknown key {bad:?} in the config of method {kind:?}"),
                 ));
+            }
+            if kind == "cert" {
+                let has = |k: &str| config.get(k).and_then(Value::as_str).is_some();
+                if has("client_cert") != has("client_key") {
+                    return Err(m.body.error(
+                        m.line,
+                        "method \"cert\": client_cert and client_key go together",
+                    ));
+                }
+                if !has("client_cert") && cfg.server.client_cert.is_none() {
+                    return Err(m.body.error(
+                        m.line,
+                        "method \"cert\" needs client_cert and client_key, in its config or in the vault block",
+                    ));
+                }
             }
             let mut sinks = Vec::new();
             for s in b.body.blocks("sink") {
@@ -482,6 +565,7 @@ impl AgentConfig {
                 kind,
                 config,
                 sinks,
+                exit_on_err: m.body.bool("exit_on_err")?.unwrap_or(false),
                 min_backoff: duration(&m.body, "min_backoff")?.unwrap_or(1) as f64,
                 max_backoff: duration(&m.body, "max_backoff")?.unwrap_or(300) as f64,
             });

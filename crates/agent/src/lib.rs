@@ -32,6 +32,62 @@ pub struct RunOptions {
     pub exit_after_auth: bool,
 }
 
+/// Why a block could not be brought up to date. A `permanent` failure (the CA refused the
+/// request, a destination cannot be written, a template fails to execute) stops the agent at
+/// start; anything else (the CA unreachable or failing) is retried with backoff.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl Failure {
+    /// A failed API call: 4xx answers (but 412 and 429) are permanent.
+    pub fn api(context: &str, e: signet_client::ClientError) -> Failure {
+        let permanent = match &e {
+            signet_client::ClientError::Api { status, .. } => {
+                (400..500).contains(status) && *status != 412 && *status != 429
+            }
+            signet_client::ClientError::Config(_) => true,
+            signet_client::ClientError::Transport(_) => false,
+        };
+        Failure {
+            message: format!("{context}{e}"),
+            permanent,
+        }
+    }
+
+    /// A failure worth retrying.
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Local problems (a file that cannot be written, a key that cannot be made) are permanent.
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            permanent: true,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        Failure::from(message.to_string())
+    }
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -54,7 +110,7 @@ async fn refresh(
     block: &CertBlock,
     force: bool,
     stats: &metrics::Metrics,
-) -> Result<(i64, i64), String> {
+) -> Result<(i64, i64), Failure> {
     if !force {
         if let Some((nb, na, serial)) = certs::existing(block) {
             let due = schedule::renew_time(nb, na, block.renew, 0.0);
@@ -88,12 +144,18 @@ async fn keep(
     token: Arc<RwLock<zeroize::Zeroizing<String>>>,
     block: CertBlock,
     stats: Arc<metrics::Metrics>,
-) {
+    initial: Option<(i64, i64)>,
+) -> Result<(), String> {
     let mut validity: Option<(i64, i64)> = None;
     let mut force = false;
     let mut attempt = 0u32;
+    let mut first = initial.map(Ok);
     loop {
-        match refresh(&base, &token, &block, force, &stats).await {
+        let outcome = match first.take() {
+            Some(v) => v,
+            None => refresh(&base, &token, &block, force, &stats).await,
+        };
+        match outcome {
             Ok(v) => {
                 validity = Some(v);
                 attempt = 0;
@@ -129,7 +191,11 @@ async fn keep_trust(
     base: Client,
     token: Arc<RwLock<zeroize::Zeroizing<String>>>,
     t: config::TrustBlock,
-) {
+    skip_first: bool,
+) -> Result<(), String> {
+    if skip_first {
+        tokio::time::sleep(Duration::from_secs(t.interval.max(5))).await;
+    }
     loop {
         match refresh_trust(&base, &token, &t).await {
             Ok(true) => tracing::info!(trust = %t.name, "CA bundle updated"),
@@ -148,11 +214,14 @@ async fn refresh_trust(
     base: &Client,
     token: &RwLock<zeroize::Zeroizing<String>>,
     t: &config::TrustBlock,
-) -> Result<bool, String> {
+) -> Result<bool, Failure> {
     let client = authed(base, token).await;
-    let body = client.read_raw(&t.path).await.map_err(|e| e.to_string())?;
+    let body = client
+        .read_raw(&t.path)
+        .await
+        .map_err(|e| Failure::api("", e))?;
     if !body.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!("{} did not return PEM certificates", t.path));
+        return Err(format!("{} did not return PEM certificates", t.path).into());
     }
     let body = format!("{}\n", body.trim_end());
     if std::fs::read_to_string(&t.destination).ok().as_deref() == Some(body.as_str()) {
@@ -179,11 +248,12 @@ async fn refresh_template(
     base: &Client,
     token: &RwLock<zeroize::Zeroizing<String>>,
     t: &config::TemplateBlock,
-) -> Result<i64, String> {
+    tc: &config::TemplateConfig,
+) -> Result<i64, Failure> {
     let tpl = template::parse(&t.name, &t.text)?;
     let client = authed(base, token).await;
     let mut answers = std::collections::HashMap::new();
-    let mut next = now() + 300;
+    let mut next = now() + tc.static_secret_render_interval as i64;
     for _ in 0..32 {
         match template::render(&tpl, &answers) {
             template::Attempt::Done(text) => {
@@ -220,7 +290,7 @@ async fn refresh_template(
                 }
                 return Ok(next);
             }
-            template::Attempt::Failed(e) => return Err(format!("template {}: {e}", t.name)),
+            template::Attempt::Failed(e) => return Err(format!("template {}: {e}", t.name).into()),
             template::Attempt::Missing(calls) => {
                 for call in calls {
                     let (func, path, args) = &call;
@@ -234,9 +304,12 @@ async fn refresh_template(
                     } else {
                         client.read(path).await
                     }
-                    .map_err(|e| format!("template {}: {path}: {e}", t.name))?
-                    .ok_or_else(|| format!("template {}: no secret at {path}", t.name))?;
-                    // Re-render before a certificate in the answer is due, or at 2/3 of a lease.
+                    .map_err(|e| Failure::api(&format!("template {}: {path}: ", t.name), e))?
+                    .ok_or_else(|| {
+                        Failure::transient(format!("template {}: no secret at {path}", t.name))
+                    })?;
+                    // Render again at lease_renewal_threshold of a certificate's lifetime or of
+                    // a lease.
                     let d = resp.get("data").cloned().unwrap_or_default();
                     if let Some(pem) = d.get("certificate").and_then(|v| v.as_str()) {
                         if let Ok((certs, _)) = signet_crypto::x509::split_bundle(pem) {
@@ -247,7 +320,7 @@ async fn refresh_template(
                                 next = next.min(schedule::renew_time(
                                     info.not_before,
                                     info.not_after,
-                                    schedule::RenewPoint::default(),
+                                    schedule::RenewPoint::Fraction(tc.lease_renewal_threshold),
                                     2.0 * schedule::draw() - 1.0,
                                 ));
                             }
@@ -257,7 +330,9 @@ async fn refresh_template(
                         .and_then(|v| v.as_u64())
                         .filter(|l| *l > 0)
                     {
-                        next = next.min(now() + schedule::token_renew_in(lease) as i64);
+                        next = next.min(
+                            now() + ((lease as f64 * tc.lease_renewal_threshold) as i64).max(1),
+                        );
                     }
                     let value = if func == "pkiCert" {
                         template::pki_value(&resp)
@@ -272,24 +347,40 @@ async fn refresh_template(
     Err(format!(
         "template {}: too many secrets (more than 32 rounds)",
         t.name
-    ))
+    )
+    .into())
 }
 
-/// Keeps a template rendered.
+/// Keeps a template rendered. Failed renders are retried with backoff (250 ms doubling to a
+/// minute, as consul-template); after `num_retries` consecutive failures, with
+/// `exit_on_retry_failure`, the agent stops with the error.
 async fn keep_template(
     base: Client,
     token: Arc<RwLock<zeroize::Zeroizing<String>>>,
     t: config::TemplateBlock,
-) {
+    tc: config::TemplateConfig,
+    num_retries: u32,
+    initial: Option<i64>,
+) -> Result<(), String> {
     let mut attempt = 0u32;
+    let mut first = initial.map(Ok);
     loop {
-        match refresh_template(&base, &token, &t).await {
+        let outcome = match first.take() {
+            Some(v) => v,
+            None => refresh_template(&base, &token, &t, &tc).await,
+        };
+        match outcome {
             Ok(next) => {
                 attempt = 0;
                 tokio::time::sleep(Duration::from_secs((next - now()).max(1) as u64)).await;
             }
             Err(e) => {
-                let wait = schedule::backoff(attempt, 1.0, 300.0, schedule::draw());
+                if attempt >= num_retries && tc.exit_on_retry_failure {
+                    return Err(format!(
+                        "{e} (after {num_retries} retries; exit_on_retry_failure is set)"
+                    ));
+                }
+                let wait = schedule::backoff(attempt, 0.25, 60.0, schedule::draw());
                 attempt += 1;
                 tracing::warn!(template = %t.name, error = %e, retry_in_secs = wait, "rendering failed; the destination stays as it was");
                 tokio::time::sleep(Duration::from_secs_f64(wait)).await;
@@ -307,7 +398,7 @@ async fn keep_token(
     mut lease: u64,
     mut renewable: bool,
     stats: Arc<metrics::Metrics>,
-) {
+) -> Result<(), String> {
     loop {
         if lease == 0 {
             // A token without expiry needs no renewal.
@@ -375,6 +466,7 @@ pub async fn serve(path: std::path::PathBuf, opts: RunOptions) -> Result<(), Str
     let auth = Arc::new(tokio::sync::Mutex::new(auth::Authenticator::default()));
     let stats = Arc::new(metrics::Metrics::default());
     let mut listener: Option<(String, tokio::task::JoinHandle<()>)> = None;
+    let mut first = true;
     loop {
         if listener.as_ref().map(|l| &l.0) != cfg.listener.as_ref() {
             if let Some((_, h)) = listener.take() {
@@ -394,7 +486,9 @@ pub async fn serve(path: std::path::PathBuf, opts: RunOptions) -> Result<(), Str
                 listener = Some((addr, h));
             }
         }
-        match run_with(cfg.clone(), opts, auth.clone(), stats.clone()).await? {
+        let ended = run_with(cfg.clone(), opts, auth.clone(), stats.clone(), first).await?;
+        first = false;
+        match ended {
             Ended::Stop => return Ok(()),
             Ended::Reload => match AgentConfig::load(&path) {
                 Ok(c) => {
@@ -416,6 +510,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<Ended, String> {
         opts,
         Arc::new(tokio::sync::Mutex::new(auth::Authenticator::default())),
         Arc::new(metrics::Metrics::default()),
+        true,
     )
     .await
 }
@@ -425,6 +520,7 @@ async fn run_with(
     opts: RunOptions,
     authenticator: Arc<tokio::sync::Mutex<auth::Authenticator>>,
     stats: Arc<metrics::Metrics>,
+    startup: bool,
 ) -> Result<Ended, String> {
     let base = Client::new(ClientConfig {
         address: cfg.server.address.clone(),
@@ -432,8 +528,10 @@ async fn run_with(
         ca_cert: cfg.server.ca_cert.clone(),
         tls_skip_verify: cfg.server.tls_skip_verify,
         tls_server_name: cfg.server.tls_server_name.clone(),
+        client_cert: cfg.server.client_cert.clone(),
+        client_key: cfg.server.client_key.clone(),
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("vault block: {e}"))?;
     if let Some(p) = &cfg.pid_file {
         files::write_set(
             &[(p.clone(), format!("{}\n", std::process::id()).into_bytes())],
@@ -452,9 +550,10 @@ async fn run_with(
     } else {
         0
     };
+    let login_base = auth::login_client(&cfg.server, &aa)?;
     let session = {
         let mut a = authenticator.lock().await;
-        auth::login_with_retry(&mut a, &base, &aa, attempts).await?
+        auth::login_with_retry(&mut a, &login_base, &aa, attempts).await?
     };
     auth::write_sinks(&aa, &session)?;
     stats
@@ -473,8 +572,8 @@ async fn run_with(
             }
         }
         for t in &cfg.templates {
-            if let Err(e) = refresh_template(&base, &token, t).await {
-                failed.push(e);
+            if let Err(e) = refresh_template(&base, &token, t, &cfg.template_config).await {
+                failed.push(e.message);
             }
         }
         for b in &cfg.certificates {
@@ -489,9 +588,48 @@ async fn run_with(
             Err(failed.join("; "))
         };
     }
+    // A first pass over every block before the keepers start: at start-up, what the CA
+    // refuses or what cannot be written stops the agent with exit code 1 and the block named;
+    // an unreachable CA does not (the keepers retry, the files on disk stay).
+    let mut fatal = Vec::new();
+    let mut note = |what: String, e: &Failure| {
+        if startup && e.permanent {
+            fatal.push(format!("{what}: {e}"));
+        } else {
+            tracing::warn!(block = %what, error = %e, "not up to date yet; retrying in the background");
+        }
+    };
+    let mut first_trust = Vec::new();
+    for t in &cfg.trusts {
+        let r = refresh_trust(&base, &token, t).await;
+        if let Err(e) = &r {
+            note(format!("trust {:?}", t.name), e);
+        }
+        first_trust.push(r.is_ok());
+    }
+    let mut first_template = Vec::new();
+    for t in &cfg.templates {
+        let r = refresh_template(&base, &token, t, &cfg.template_config).await;
+        if let Err(e) = &r {
+            note(format!("template {:?}", t.name), e);
+        }
+        first_template.push(r.ok());
+    }
+    let mut first_cert = Vec::new();
+    for b in &cfg.certificates {
+        let r = refresh(&base, &token, b, false, &stats).await;
+        if let Err(e) = &r {
+            stats.cert_failed(&b.name);
+            note(format!("certificate {:?}", b.name), e);
+        }
+        first_cert.push(r.ok());
+    }
+    if !fatal.is_empty() {
+        return Err(fatal.join("; "));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(keep_token(
-        base.clone(),
+        login_base,
         aa,
         authenticator,
         token.clone(),
@@ -499,19 +637,50 @@ async fn run_with(
         session.renewable,
         stats.clone(),
     ));
-    for b in cfg.certificates.clone() {
-        tasks.spawn(keep(base.clone(), token.clone(), b, stats.clone()));
+    for (b, v) in cfg.certificates.iter().zip(first_cert) {
+        tasks.spawn(keep(
+            base.clone(),
+            token.clone(),
+            b.clone(),
+            stats.clone(),
+            v,
+        ));
     }
-    for t in cfg.trusts.clone() {
-        tasks.spawn(keep_trust(base.clone(), token.clone(), t));
+    for (t, ok) in cfg.trusts.iter().zip(first_trust) {
+        tasks.spawn(keep_trust(base.clone(), token.clone(), t.clone(), ok));
     }
-    for t in cfg.templates.clone() {
-        tasks.spawn(keep_template(base.clone(), token.clone(), t));
+    for (t, next) in cfg.templates.iter().zip(first_template) {
+        tasks.spawn(keep_template(
+            base.clone(),
+            token.clone(),
+            t.clone(),
+            cfg.template_config.clone(),
+            cfg.server.num_retries,
+            next,
+        ));
     }
-    let ended = wait_for_signal().await;
-    tracing::info!(reason = ?ended, "stopping the running tasks");
+    let outcome = tokio::select! {
+        ended = wait_for_signal() => Ok(ended),
+        e = first_fatal(&mut tasks) => Err(e),
+    };
+    match &outcome {
+        Ok(ended) => tracing::info!(reason = ?ended, "stopping the running tasks"),
+        Err(e) => tracing::error!(error = %e, "stopping"),
+    }
     tasks.abort_all();
-    Ok(ended)
+    outcome
+}
+
+/// The first error a running task stops with (they otherwise run until aborted).
+async fn first_fatal(tasks: &mut tokio::task::JoinSet<Result<(), String>>) -> String {
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e,
+            Err(e) => return format!("a task of the agent failed: {e}"),
+        }
+    }
+    std::future::pending::<String>().await
 }
 
 #[cfg(unix)]

@@ -38,6 +38,10 @@ pub struct ClientConfig {
     pub ca_cert: Option<PathBuf>,
     pub tls_skip_verify: bool,
     pub tls_server_name: Option<String>,
+    /// A PEM client certificate (with its chain) and key presented in the TLS handshake (the
+    /// `cert` auth method logs in with it).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 /// A failed call.
@@ -112,6 +116,46 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// Reads a PEM client certificate chain and its private key (PKCS#1, SEC1 or PKCS#8). The
+/// key's bytes are zeroized by rustls when the identity is dropped.
+fn load_identity(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    ClientError,
+> {
+    let pem = std::fs::read(cert).map_err(|e| {
+        ClientError::Config(format!(
+            "cannot read client certificate {}: {e}",
+            cert.display()
+        ))
+    })?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ClientError::Config(format!(
+                "invalid client certificate {}: {e}",
+                cert.display()
+            ))
+        })?;
+    if chain.is_empty() {
+        return Err(ClientError::Config(format!(
+            "no certificate in {}",
+            cert.display()
+        )));
+    }
+    let key_pem = zeroize::Zeroizing::new(std::fs::read(key).map_err(|e| {
+        ClientError::Config(format!("cannot read client key {}: {e}", key.display()))
+    })?);
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| ClientError::Config(format!("no usable private key in {}", key.display())))?;
+    Ok((chain, key))
+}
+
 impl Client {
     /// Builds a client.
     pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
@@ -136,13 +180,26 @@ impl Client {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| ClientError::Config(e.to_string()))?;
-        let tls = if cfg.tls_skip_verify {
+        let builder = if cfg.tls_skip_verify {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
         } else {
-            builder.with_root_certificates(roots).with_no_client_auth()
+            builder.with_root_certificates(roots)
+        };
+        let tls = match (&cfg.client_cert, &cfg.client_key) {
+            (Some(cert), Some(key)) => {
+                let (chain, key) = load_identity(cert, key)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| ClientError::Config(format!("invalid client certificate: {e}")))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(ClientError::Config(
+                    "a client certificate needs both client_cert and client_key".into(),
+                ))
+            }
         };
         let mut http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)

@@ -18,6 +18,8 @@ pub const GLOBAL_FLAGS: &[(&str, Kind)] = &[
     ("ca-path", Kind::Value),
     ("tls-skip-verify", Kind::Bool),
     ("tls-server-name", Kind::Value),
+    ("client-cert", Kind::Value),
+    ("client-key", Kind::Value),
     ("format", Kind::Value),
     ("field", Kind::Value),
     ("namespace", Kind::Value),
@@ -133,6 +135,16 @@ pub fn parse(args: &[String], extra: &[(&str, Kind)]) -> Result<Cmd, u8> {
                     "BAO_TLS_SERVER_NAME",
                 ])
             }),
+        client_cert: parsed
+            .get("client-cert")
+            .map(str::to_string)
+            .or_else(|| env_first(&["SIGNET_CLIENT_CERT", "VAULT_CLIENT_CERT", "BAO_CLIENT_CERT"]))
+            .map(PathBuf::from),
+        client_key: parsed
+            .get("client-key")
+            .map(str::to_string)
+            .or_else(|| env_first(&["SIGNET_CLIENT_KEY", "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY"]))
+            .map(PathBuf::from),
     })
     .map_err(|e| {
         eprintln!("Error initializing client: {e}");

@@ -25,6 +25,8 @@ const FLAGS: &[(&str, Kind)] = &[
     ("dev-root-token-id", Kind::Value),
     ("dev-listen-address", Kind::Value),
     ("dev-no-store-token", Kind::Bool),
+    ("dev-tls", Kind::Bool),
+    ("dev-tls-cert-dir", Kind::Value),
     ("log-level", Kind::Value),
     ("log-format", Kind::Value),
 ];
@@ -96,6 +98,93 @@ fn read_seal_key(path: &PathBuf) -> anyhow::Result<Secret<Vec<u8>>> {
     Ok(Secret::new(bytes))
 }
 
+/// `-dev-tls`: a throw-away CA and a server certificate for the dev listener (localhost,
+/// 127.0.0.1, ::1 and the listen host), written as `vault-ca.pem`, `vault-cert.pem` and
+/// `vault-key.pem` (0600) into `dir`, the names OpenBao's `-dev-tls` uses. Like OpenBao's
+/// listener, signet's asks for (and does not require) a client certificate, so the `cert`
+/// auth method works against a dev server.
+fn dev_tls(dir: &std::path::Path, listen: &str) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    use signet_crypto::x509::{self, CertSpec, KeyType};
+    let e = |e: x509::X509Error| anyhow!("cannot make the dev TLS certificates: {e}");
+    let kt = KeyType::parse("ec", 256).map_err(e)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let ca_key = x509::generate_key(kt).map_err(e)?;
+    let ca_spec = CertSpec {
+        common_name: "signet dev CA".into(),
+        is_ca: true,
+        max_path_length: -1,
+        key_usages: x509::filter_key_usages(kt, &["CertSign".into(), "CRLSign".into()]).0,
+        not_before: now - 30,
+        not_after: now + 365 * 86400,
+        serial: x509::random_serial().map_err(e)?,
+        ..Default::default()
+    };
+    let ca_pem = x509::cert_pem(&x509::self_signed(&ca_spec, &ca_key).map_err(e)?);
+    let signer = x509::Signer::load(&ca_pem, &ca_key.serialize_pem()).map_err(e)?;
+    let host = listen
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or(listen);
+    let mut ips: Vec<std::net::IpAddr> = vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ];
+    let mut dns = vec!["localhost".to_string()];
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() && !ips.contains(&ip) => ips.push(ip),
+        Ok(_) => {}
+        Err(_) if !host.is_empty() && host != "localhost" => dns.push(host.to_string()),
+        Err(_) => {}
+    }
+    let leaf_key = x509::generate_key(kt).map_err(e)?;
+    let leaf = CertSpec {
+        common_name: "localhost".into(),
+        dns,
+        ips,
+        server_auth: true,
+        key_usages: x509::filter_key_usages(kt, &["DigitalSignature".into()]).0,
+        not_before: now - 30,
+        not_after: now + 365 * 86400,
+        serial: x509::random_serial().map_err(e)?,
+        ..Default::default()
+    };
+    let leaf_der = signer.sign(&leaf, &x509::spki_of(&leaf_key)).map_err(e)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (ca, cert, key) = (
+        dir.join("vault-ca.pem"),
+        dir.join("vault-cert.pem"),
+        dir.join("vault-key.pem"),
+    );
+    let write = |p: &PathBuf, text: &str, mode: u32| -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))
+    };
+    write(&ca, &format!("{ca_pem}\n"), 0o644)?;
+    write(
+        &cert,
+        &format!("{}\n{ca_pem}\n", x509::cert_pem(&leaf_der)),
+        0o644,
+    )?;
+    write(
+        &key,
+        &zeroize::Zeroizing::new(format!("{}\n", leaf_key.serialize_pem().trim_end())),
+        0o600,
+    )?;
+    Ok((ca, cert, key))
+}
+
 async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
     let dev = parsed.bool("dev");
     let mut cfg = ServerConfig::default();
@@ -119,18 +208,35 @@ async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
     init_logging(&level, &format);
 
     let mut listeners: Vec<ListenerConfig> = cfg.listeners.clone();
+    let mut dev_ca: Option<PathBuf> = None;
     let physical: Arc<dyn Storage> = if dev {
         let addr = parsed
             .get("dev-listen-address")
             .unwrap_or("127.0.0.1:8200")
             .to_string();
+        let (tls_cert_file, tls_key_file) = if parsed.bool("dev-tls") {
+            let dir = match parsed.get("dev-tls-cert-dir") {
+                Some(d) => PathBuf::from(d),
+                None => std::env::temp_dir().join(format!(
+                    "signet-tls{}",
+                    hex::encode(signet_crypto::x509::random_serial().map_err(|e| anyhow!("{e}"))?)
+                        .get(..10)
+                        .unwrap_or("0")
+                )),
+            };
+            let (ca, cert, key) = dev_tls(&dir, &addr)?;
+            dev_ca = Some(ca);
+            (Some(cert), Some(key))
+        } else {
+            (None, None)
+        };
         listeners.insert(
             0,
             ListenerConfig {
                 address: addr,
-                tls_disable: true,
-                tls_cert_file: None,
-                tls_key_file: None,
+                tls_disable: tls_cert_file.is_none(),
+                tls_cert_file,
+                tls_key_file,
                 max_request_size: None,
             },
         );
@@ -213,13 +319,20 @@ async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
                 );
             }
         }
+        let (scheme, ca_line) = match &dev_ca {
+            Some(ca) => (
+                "https",
+                format!("    $ export VAULT_CACERT='{}'\n", ca.display()),
+            ),
+            None => ("http", String::new()),
+        };
         println!(
             "==> signet server started in dev mode\n\n\
 WARNING! dev mode is enabled! In this mode, signet runs entirely in-memory\n\
 and starts unsealed with a single unseal key. The root token is already\n\
 authenticated to the CLI, so you can immediately begin using signet.\n\n\
 You may need to set the following environment variables:\n\n    \
-$ export VAULT_ADDR='http://{addr}'\n\n\
+$ export VAULT_ADDR='{scheme}://{addr}'\n{ca_line}\n\
 The unseal key and root token are displayed below in case you want to\n\
 seal/unseal the server or re-authenticate.\n\n\
 Unseal Key: {}\n\
