@@ -1,5 +1,6 @@
-"""Peers that cannot run here, served in their exact wire format from local HTTPS endpoints:
-a kube-apiserver TokenReview endpoint, and JWT signing with a local RSA key."""
+"""Peers that cannot run here, served in their exact wire format from local endpoints: a
+kube-apiserver TokenReview endpoint, Azure AD's OIDC discovery and keys, the Azure instance
+metadata service (plain HTTP, as on a VM), and JWT signing with a local RSA key."""
 import base64
 import json
 import os
@@ -25,19 +26,21 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -
 
 
 class HttpsFake:
-    """Serves `routes[(method, path)] = fn(body_json, headers) -> (status, json)` over TLS."""
+    """Serves `routes[(method, path)] = fn(body_json, headers) -> (status, json)` over TLS
+    (plain HTTP with tls=False). Routes match the path without its query string; every request
+    is recorded in `requests` as (method, full path, headers)."""
 
-    def __init__(self, directory, routes):
-        ca, cert, key = make_pki(directory)
-        self.ca_pem = open(ca).read()
+    def __init__(self, directory, routes, tls=True):
         routes_ = routes
+        seen = self.requests = []
 
         class Handler(BaseHTTPRequestHandler):
             def _do(self, method):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
                 body = json.loads(raw) if raw else None
-                fn = routes_.get((method, self.path))
+                seen.append((method, self.path, dict(self.headers)))
+                fn = routes_.get((method, self.path.split("?", 1)[0]))
                 status, payload = fn(body, self.headers) if fn else (404, {"message": "not found"})
                 out = json.dumps(payload).encode()
                 self.send_response(status)
@@ -56,10 +59,15 @@ class HttpsFake:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls:
+            ca, cert, key = make_pki(directory)
+            self.ca_pem = open(ca).read()
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -81,6 +89,11 @@ class RsaSigner:
         return self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
+
+    def jwk(self):
+        n = self.key.public_key().public_numbers()
+        to_b = lambda i: i.to_bytes((i.bit_length() + 7) // 8, "big")
+        return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": b64url(to_b(n.n)), "e": b64url(to_b(n.e))}
 
     def sign(self, claims):
         header = {"alg": "RS256", "typ": "JWT", "kid": self.kid}
