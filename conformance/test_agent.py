@@ -487,3 +487,63 @@ certificate "envoy" {{
     finally:
         imds.close()
         aad_fake.close()
+
+
+def test_seed_002_template_renders_as_bao_agent_does(target):
+    """Seed 002's template, with its certdump plugin, rendered by OpenBao's own agent (the
+    reference) and by signet's: the same bytes, the serial numbers aside (each render issues
+    its own certificate)."""
+    from conftest import BAO_BIN
+    import re
+    d = tempfile.mkdtemp(prefix=f"agent-ref-{target.kind}-")
+    pki = "ref-pki-" + uuid.uuid4().hex[:6]
+    assert target.req("POST", f"sys/mounts/{pki}", json_body={"type": "pki"}).status_code == 204
+    assert target.req("POST", f"{pki}/root/generate/internal",
+                      json_body={"common_name": "Cluster CA", "key_type": "ec", "ttl": "24h"}).status_code == 200
+    assert target.req("POST", f"{pki}/roles/member",
+                      json_body={"allow_any_name": True, "key_type": "ec", "max_ttl": "1h"}).status_code == 200
+    with open(os.path.join(d, "token"), "w") as f:
+        f.write(target.token)
+    certdump = os.path.join(d, "certdump")
+    with open(certdump, "w") as f:
+        f.write('#!/bin/sh\nprintf "%s\\n" "$3" > "$1"\n')
+    os.chmod(certdump, 0o755)
+    serials = {}
+    for who in ("bao", "signet"):
+        out = os.path.join(d, who)
+        os.makedirs(out)
+        with open(os.path.join(out, "cert.template"), "w") as f:
+            f.write('{{ with secret "' + pki + '/issue/member" "common_name=etcd-1.example.com"}}'
+                    '     {{ .Data.serial_number }}'
+                    f'     {{{{ .Data.certificate | plugin "{certdump}" "{out}/etcd-cert.pem" "etcd"}}}}'
+                    f'     {{{{ .Data.private_key | plugin "{certdump}" "{out}/etcd-key.pem" "etcd"}}}}'
+                    f'     {{{{ .Data.issuing_ca | plugin "{certdump}" "{out}/etcd-ca.pem" "etcd"}}}}'
+                    '     {{ end }}')
+        conf = f'''exit_after_auth = true
+vault {{ address = "{target.addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{d}/token" }} }}
+}}
+template {{
+  source      = "{out}/cert.template"
+  destination = "{out}/etcd.serial"
+}}
+'''
+        with open(os.path.join(out, "agent.hcl"), "w") as f:
+            f.write(conf)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = out
+        cmd = [BAO_BIN, "agent", f"-config={out}/agent.hcl"] if who == "bao" else [SIGNET_BIN, "agent", "-once", f"-config={out}/agent.hcl"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 0, (who, r.stdout[-2000:], r.stderr[-2000:])
+        rendered = open(os.path.join(out, "etcd.serial")).read()
+        serials[who] = re.search(r"[0-9a-f]{2}(:[0-9a-f]{2})+", rendered).group(0)
+        assert openssl("verify", "-CAfile", f"{out}/etcd-ca.pem", f"{out}/etcd-cert.pem").returncode == 0
+    ref = open(os.path.join(d, "bao", "etcd.serial")).read().replace(serials["bao"], "SERIAL")
+    ours = open(os.path.join(d, "signet", "etcd.serial")).read().replace(serials["signet"], "SERIAL")
+    assert ours == ref, (ours, ref)
+    for name in ("etcd-cert.pem", "etcd-key.pem", "etcd-ca.pem"):
+        shape = lambda who: re.sub(r"-----\n[A-Za-z0-9+/=\n]+\n-----", "-----\nB64\n-----", open(os.path.join(d, who, name)).read())
+        assert shape("signet") == shape("bao"), name
+    # The same CA issued both, so the CA files are identical.
+    assert open(os.path.join(d, "bao", "etcd-ca.pem")).read() == open(os.path.join(d, "signet", "etcd-ca.pem")).read()

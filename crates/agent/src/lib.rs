@@ -28,7 +28,9 @@ use crate::config::{AgentConfig, CertBlock};
 pub struct RunOptions {
     /// Render every block once, then exit (init containers).
     pub once: bool,
-    /// Log in, write the sinks, then exit.
+    /// Log in, write the sinks, render every block once, then exit: what Vault Agent's
+    /// `exit_after_auth` does (it renders its templates once before exiting), so the same as
+    /// `once`.
     pub exit_after_auth: bool,
 }
 
@@ -560,11 +562,8 @@ async fn run_with(
         .authenticated
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(method = %aa.kind, lease_secs = session.lease, "authenticated");
-    if opts.exit_after_auth || cfg.exit_after_auth {
-        return Ok(Ended::Stop);
-    }
     let token = Arc::new(RwLock::new(session.token.clone()));
-    if opts.once {
+    if opts.once || opts.exit_after_auth || cfg.exit_after_auth {
         let mut failed = Vec::new();
         for t in &cfg.trusts {
             if let Err(e) = refresh_trust(&base, &token, t).await {
