@@ -252,6 +252,31 @@ template {{
     web = open(os.path.join(d, "web.pem")).read()
     assert "BEGIN CERTIFICATE" in web and "PRIVATE KEY" in web
     assert oct(os.stat(os.path.join(d, "web.pem")).st_mode & 0o777) == "0o600"
+    # pkiCert keeps the valid certificate in its destination: a second run does not re-issue.
+    first = openssl("x509", "-in", os.path.join(d, "web.pem"), "-noout", "-serial").stdout
+    new_secret()
+    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert openssl("x509", "-in", os.path.join(d, "web.pem"), "-noout", "-serial").stdout == first
+    # error_on_missing_key: a key the data lacks fails the render instead of "<no value>".
+    kv = target.mount_kv()
+    assert target.req("POST", f"{kv}/app", json_body={"user": "web"}).status_code == 204
+    assert target.req("PUT", f"sys/policies/acl/{pki}-agent", json_body={"policy": f'path "{kv}/*" {{ capabilities = ["read"] }}'}).status_code == 204
+    for strict, want in ((False, 0), (True, 1)):
+        new_secret()
+        with open(os.path.join(d, "kv.hcl"), "w") as f:
+            f.write(conf.split("template {")[0] + f"""template {{
+  contents    = "{{{{ with secret \\"{kv}/app\\" }}}}{{{{ .Data.user }}}}/{{{{ .Data.password }}}}{{{{ end }}}}"
+  destination = "{d}/kv.out"
+  error_on_missing_key = {str(strict).lower()}
+}}
+""")
+        r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/kv.hcl"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == want, r.stderr
+        if not strict:
+            assert open(os.path.join(d, "kv.out")).read() == "web/<no value>"
+        else:
+            assert "error_on_missing_key" in r.stderr, r.stderr
     # A template that does not parse stops the agent at start with the block named.
     with open(os.path.join(d, "bad.hcl"), "w") as f:
         f.write(conf.replace("{{ .Data.serial_number }}", "{{ .Data.serial_number").replace(

@@ -107,6 +107,9 @@ pub struct TemplateBlock {
     pub destination: PathBuf,
     pub perms: Perms,
     pub create_dest_dirs: bool,
+    /// Fail the render when the template reads a key the data lacks (Go renders
+    /// `<no value>` otherwise).
+    pub error_on_missing_key: bool,
     /// argv; a `command` string runs through `sh -c`, as consul-template does.
     pub command: Vec<String>,
     pub command_timeout: u64,
@@ -318,6 +321,7 @@ impl AgentConfig {
                     p
                 },
                 create_dest_dirs: t.body.bool("create_dest_dirs")?.unwrap_or(true),
+                error_on_missing_key: t.body.bool("error_on_missing_key")?.unwrap_or(false),
                 command,
                 command_timeout: timeout,
             });

@@ -259,6 +259,14 @@ async fn refresh_template(
     for _ in 0..32 {
         match template::render(&tpl, &answers) {
             template::Attempt::Done(text) => {
+                // Go's text/template renders a missing key as "<no value>".
+                if t.error_on_missing_key && text.contains("<no value>") {
+                    return Err(format!(
+                        "template {}: the template reads a key the data does not have (error_on_missing_key)",
+                        t.name
+                    )
+                    .into());
+                }
                 let changed =
                     std::fs::read(&t.destination).ok().as_deref() != Some(text.as_bytes());
                 if changed {
@@ -296,6 +304,17 @@ async fn refresh_template(
             template::Attempt::Missing(calls) => {
                 for call in calls {
                     let (func, path, args) = &call;
+                    // pkiCert keeps the certificate already in the destination while it is
+                    // valid and not due (Vault Agent's answer to re-issuing on restart).
+                    if func == "pkiCert" {
+                        if let Some((value, due)) =
+                            template::pki_from_file(&t.destination, tc.lease_renewal_threshold)
+                        {
+                            next = next.min(due);
+                            answers.insert(template::answer_key(&call), value);
+                            continue;
+                        }
+                    }
                     let body: serde_json::Map<String, serde_json::Value> = args
                         .iter()
                         .filter_map(|a| a.split_once('='))

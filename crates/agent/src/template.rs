@@ -215,6 +215,44 @@ pub fn pki_value(resp: &Json) -> Value {
     Value::Object(m)
 }
 
+/// The certificate, key and CA chain already in a pkiCert template's destination, as the
+/// `pkiCert` value, with when to fetch a new one; None when there is no usable pair there or
+/// it is due (`threshold` of its lifetime has passed).
+pub fn pki_from_file(dest: &std::path::Path, threshold: f64) -> Option<(Value, i64)> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(dest).ok()?);
+    let (certs, key) = signet_crypto::x509::split_bundle(&text).ok()?;
+    let key = zeroize::Zeroizing::new(key?);
+    let leaf = certs.first()?;
+    if !signet_crypto::x509::key_matches_cert(&key, leaf).ok()? {
+        return None;
+    }
+    let info = signet_crypto::x509::cert_info(leaf).ok()?;
+    let due = crate::schedule::renew_time(
+        info.not_before,
+        info.not_after,
+        crate::schedule::RenewPoint::Fraction(threshold),
+        0.0,
+    );
+    if crate::now() >= due {
+        return None;
+    }
+    let pem = |der: &Vec<u8>| signet_crypto::x509::cert_pem(der);
+    let mut data = HashMap::new();
+    data.insert("Cert".to_string(), Value::from(pem(leaf)));
+    data.insert("Key".to_string(), Value::from(key.trim_end().to_string()));
+    data.insert(
+        "CA".to_string(),
+        Value::from(certs.get(1).map(pem).unwrap_or_default()),
+    );
+    data.insert(
+        "CAChain".to_string(),
+        Value::Array(certs.iter().skip(1).map(|c| Value::from(pem(c))).collect()),
+    );
+    let mut m = HashMap::new();
+    m.insert("Data".to_string(), Value::Map(data));
+    Some((Value::Object(m), due))
+}
+
 /// Parses a template (errors name the template).
 pub fn parse(name: &str, text: &str) -> Result<Template, String> {
     let mut t = Template::with_name(name);
