@@ -82,7 +82,7 @@ impl KeyType {
         }
     }
 
-    fn alg(self) -> &'static rcgen::SignatureAlgorithm {
+    pub(crate) fn alg(self) -> &'static rcgen::SignatureAlgorithm {
         match self {
             KeyType::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
             KeyType::Ec(384) => &rcgen::PKCS_ECDSA_P384_SHA384,

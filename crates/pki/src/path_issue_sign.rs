@@ -411,7 +411,18 @@ async fn issue_with(
             (role.key_type.clone(), role.key_bits)
         };
         let kt = KeyType::parse(&kind, bits).map_err(|e| CoreError::bad(e.to_string()))?;
-        let key = x509::generate_key(kt).map_err(|e| CoreError::Internal(e.to_string()))?;
+        // RSA keys come from the background-filled pool; when it is empty the key is made on
+        // a blocking thread, never on the request's async worker.
+        let key = match signet_crypto::keypool::global().try_take(kt) {
+            Some(k) => k,
+            None if matches!(kt, KeyType::Rsa(_)) => {
+                tokio::task::spawn_blocking(move || x509::generate_key(kt))
+                    .await
+                    .map_err(|e| CoreError::Internal(e.to_string()))?
+            }
+            None => x509::generate_key(kt),
+        }
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
         let spki = signet_crypto::x509::spki_of(&key);
         (spki, kt, Some(key.serialize_pem()))
     };
