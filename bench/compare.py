@@ -36,6 +36,10 @@ import time
 ALL_WORKLOADS = ["issue", "sign", "revoke", "crl-fetch", "ocsp", "search",
                  "approle-login", "kv-write", "kv-read", "mixed"]
 HERE = os.path.dirname(os.path.abspath(__file__))
+# crl-fetch reads the CRL of a mount that `signet-bench setup` gives exactly CRL_ENTRIES
+# revoked certificates on both servers (the main mount's CRL grows with each server's own
+# revoke throughput, so its size would differ).
+CRL_MOUNT, CRL_ENTRIES = "pki-crl", 1000
 
 
 def log(msg):
@@ -183,7 +187,8 @@ log_level = "warn"
 
 def run_bench(bench, server, workload, conc, seconds, timeout):
     """One signet-bench run; returns its JSON result, or a dict with 'failed'."""
-    cmd = [bench, "run", workload, "--addr", server.addr, "--token", server.token,
+    extra = ["--mount", CRL_MOUNT] if workload == "crl-fetch" else []
+    cmd = [bench, "run", workload, *extra, "--addr", server.addr, "--token", server.token,
            "-c", str(conc), "-d", f"{seconds}s", "--json", "--quiet",
            "--server-pid", str(server.proc.pid)]
     try:
@@ -311,7 +316,7 @@ def table(results, servers, args, cold, idle, peak, bao_version):
             def cpu(k):
                 return f"{statistics.median(cells[k]['cpu']):.3f}" if cells[k]["cpu"] else "—"
 
-            mixed_note = " (4 req/op)" if w == "mixed" else ""
+            mixed_note = {"mixed": " (4 req/op)", "crl-fetch": f" ({CRL_ENTRIES} entries)"}.get(w, "")
             lines.append(f"| {w}{mixed_note} | {c} | {rate('signet')} | {rate('openbao')} | "
                          f"{ratio(cells['signet']['rates'], cells['openbao']['rates'])} | "
                          f"{p99('signet')} / {p99('openbao')} | {cpu('signet')} / {cpu('openbao')} |")
@@ -405,7 +410,8 @@ def main():
             s.start()
             time.sleep(0.5)
             idle[s.kind] = proc_status_kb(s.proc.pid, "VmRSS")
-            p = subprocess.run([args.bench, "setup", "--addr", s.addr, "--token", s.token],
+            p = subprocess.run([args.bench, "setup", "--addr", s.addr, "--token", s.token,
+                                "--crl-mount", CRL_MOUNT, "--crl-entries", str(CRL_ENTRIES)],
                                capture_output=True, text=True, timeout=300)
             if p.returncode != 0:
                 raise RuntimeError(f"signet-bench setup against {s.kind} failed: {p.stderr.strip()}")

@@ -161,6 +161,13 @@ impl RunArgs {
 pub struct SetupArgs {
     #[command(flatten)]
     pub common: Common,
+    /// A second PKI mount whose CRL holds exactly --crl-entries revoked certificates (for
+    /// `run crl-fetch --mount pki-crl`: the same CRL size on every server).
+    #[arg(long, default_value = "pki-crl")]
+    pub crl_mount: String,
+    /// Revoked certificates on the --crl-mount CRL (0: no such mount).
+    #[arg(long, default_value_t = 1000)]
+    pub crl_entries: usize,
 }
 
 /// A duration: Go-style units (`ns`, `us`, `ms`, `s`, `m`, `h`, combinable: `1m30s`, `1.5s`)
@@ -340,6 +347,8 @@ mod tests {
         };
         assert_eq!(s.common.kv_mount, "kv1");
         assert_eq!(s.common.approle_role, "bench");
+        assert_eq!(s.crl_mount, "pki-crl");
+        assert_eq!(s.crl_entries, 1000);
     }
 
     #[test]

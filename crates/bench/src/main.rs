@@ -71,8 +71,16 @@ async fn setup(a: SetupArgs) -> anyhow::Result<ExitCode> {
     let addr = a.common.resolved_addr();
     let token = need_token(&a.common)?;
     let target = http::Target::resolve(&addr).await?;
-    let conn = http::Conn::new(target, a.common.timeout);
-    let res = setup::setup(conn, &addr, &token, &a.common).await?;
+    let res = setup::setup(
+        target,
+        a.common.timeout,
+        &addr,
+        &token,
+        &a.common,
+        &a.crl_mount,
+        a.crl_entries,
+    )
+    .await?;
     let mut out = std::io::stdout().lock();
     if a.common.json {
         serde_json::to_writer(&mut out, &res)?;

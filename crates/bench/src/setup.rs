@@ -6,17 +6,24 @@
 //!   `allow_any_name`, max_ttl 72h;
 //! * `kv/`, KV version 1;
 //! * AppRole at `approle/`, role `bench` with policy `bench` (issue/sign/revoke/search on the
-//!   PKI mount, the KV mount, token renew-self); prints the role ID and a fresh secret ID.
+//!   PKI mount, the KV mount, token renew-self); prints the role ID and a fresh secret ID;
+//! * `pki-crl/`, a second PKI mount (EC root, role `ec`) holding exactly `--crl-entries`
+//!   revoked certificates (1000), so `crl-fetch --mount pki-crl` fetches a CRL of the same
+//!   size from every server, whatever the other workloads revoked before.
 //!
 //! Mounts that exist are kept (re-running on the same server is harmless); roles and the
 //! policy are written every time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use hyper::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::http::{api_path, error_text, Conn, Reply};
+use crate::http::{api_path, error_text, Conn, Reply, Target};
 
 #[derive(Debug, Serialize)]
 pub struct SetupResult {
@@ -80,25 +87,16 @@ path "auth/token/renew-self" {{ capabilities = ["update"] }}
     )
 }
 
-pub async fn setup(
-    mut conn: Conn,
-    addr: &str,
+/// Mounts `path/` as PKI (max_lease_ttl 87600h) unless it is mounted, and generates an EC
+/// P-256 root unless it has an issuer.
+async fn ensure_pki(
+    c: &mut Conn,
     token: &str,
-    common: &crate::args::Common,
-) -> anyhow::Result<SetupResult> {
-    let pki = common.mount.trim_matches('/');
-    let kv = common.kv_mount.trim_matches('/');
-    let am = common.approle_mount.trim_matches('/');
-    let role = common.approle_role.as_str();
-    let c = &mut conn;
-    let mut steps = Vec::new();
-
-    let mounts = ok(c, token, Method::GET, "sys/mounts", None)
-        .await
-        .context("listing mounts (is the token a root token?)")?
-        .json()
-        .unwrap_or(Value::Null);
-    if listed(&mounts, pki) {
+    mounts: &Value,
+    pki: &str,
+    steps: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    if listed(mounts, pki) {
         ok(
             c,
             token,
@@ -121,7 +119,6 @@ pub async fn setup(
         .await?;
         steps.push(format!("mounted {pki}/ (pki, max_lease_ttl 87600h)"));
     }
-
     let issuers = call(
         c,
         token,
@@ -148,15 +145,122 @@ pub async fn setup(
             Method::POST,
             &format!("{pki}/root/generate/internal"),
             Some(json!({
-                "common_name": "signet-bench Root",
+                "common_name": format!("signet-bench Root ({pki})"),
                 "key_type": "ec",
                 "key_bits": 256,
                 "ttl": "87600h",
             })),
         )
         .await?;
-        steps.push("generated an EC P-256 root".into());
+        steps.push(format!("{pki}/: generated an EC P-256 root"));
     }
+    Ok(())
+}
+
+/// Revokes certificates on `pki/` (issued under its role `ec`) until it has `entries`
+/// revoked, with 16 connections; returns how many were revoked now.
+async fn fill_crl(
+    target: &Arc<Target>,
+    timeout: Duration,
+    token: &str,
+    pki: &str,
+    entries: usize,
+) -> anyhow::Result<usize> {
+    let mut c = Conn::new(target.clone(), timeout);
+    let listing = call(
+        &mut c,
+        token,
+        Method::GET,
+        &format!("{pki}/certs/revoked?list=true"),
+        None,
+    )
+    .await?;
+    let have = if listing.ok() {
+        listing
+            .json()
+            .and_then(|v| {
+                v.pointer("/data/keys")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+            })
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let need = entries.saturating_sub(have);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..need.min(16) {
+        let (target, token, pki, next) = (
+            target.clone(),
+            token.to_string(),
+            pki.to_string(),
+            next.clone(),
+        );
+        tasks.spawn(async move {
+            let mut c = Conn::new(target, timeout);
+            while next.fetch_add(1, Ordering::Relaxed) < need {
+                let serial = ok(
+                    &mut c,
+                    &token,
+                    Method::POST,
+                    &format!("{pki}/issue/ec"),
+                    Some(json!({"common_name": "revoked.crl.bench.example.com", "ttl": "72h"})),
+                )
+                .await?
+                .json()
+                .and_then(|v| {
+                    v.pointer("/data/serial_number")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| anyhow!("no serial_number"))?;
+                ok(
+                    &mut c,
+                    &token,
+                    Method::POST,
+                    &format!("{pki}/revoke"),
+                    Some(json!({"serial_number": serial})),
+                )
+                .await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| anyhow!("{e}"))??;
+    }
+    // Build (and cache) the CRL now rather than on the first timed fetch.
+    let crl = call(&mut c, token, Method::GET, &format!("{pki}/crl"), None).await?;
+    if !crl.ok() {
+        bail!("GET /v1/{pki}/crl: {}", error_text(&crl));
+    }
+    Ok(need)
+}
+
+pub async fn setup(
+    target: Arc<Target>,
+    timeout: Duration,
+    addr: &str,
+    token: &str,
+    common: &crate::args::Common,
+    crl_mount: &str,
+    crl_entries: usize,
+) -> anyhow::Result<SetupResult> {
+    let pki = common.mount.trim_matches('/');
+    let kv = common.kv_mount.trim_matches('/');
+    let am = common.approle_mount.trim_matches('/');
+    let role = common.approle_role.as_str();
+    let mut conn = Conn::new(target.clone(), timeout);
+    let c = &mut conn;
+    let mut steps = Vec::new();
+
+    let mounts = ok(c, token, Method::GET, "sys/mounts", None)
+        .await
+        .context("listing mounts (is the token a root token?)")?
+        .json()
+        .unwrap_or(Value::Null);
+    ensure_pki(c, token, &mounts, pki, &mut steps).await?;
 
     let base = json!({"allow_any_name": true, "max_ttl": "72h", "ttl": "1h"});
     for (name, extra) in [
@@ -260,6 +364,22 @@ pub async fn setup(
             .map(str::to_string)
     })
     .ok_or_else(|| anyhow!("no secret_id"))?;
+    let crl_mount = crl_mount.trim_matches('/');
+    if crl_entries > 0 && !crl_mount.is_empty() {
+        ensure_pki(c, token, &mounts, crl_mount, &mut steps).await?;
+        ok(
+            c,
+            token,
+            Method::POST,
+            &format!("{crl_mount}/roles/ec"),
+            Some(json!({"allow_any_name": true, "max_ttl": "72h", "key_type": "ec", "key_bits": 256})),
+        )
+        .await?;
+        let added = fill_crl(&target, timeout, token, crl_mount, crl_entries).await?;
+        steps.push(format!(
+            "{crl_mount}/: {crl_entries} revoked certificates on its CRL ({added} revoked now)"
+        ));
+    }
     Ok(SetupResult {
         addr: addr.to_string(),
         steps,

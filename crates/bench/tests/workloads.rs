@@ -109,11 +109,24 @@ fn run_json(s: &Server, args: &[&str]) -> Value {
 #[test]
 fn every_workload_against_signet() {
     let s = start();
-    let (code, out, err) = bench(&["setup", "--addr", &s.addr, "--token", "root"]);
+    let setup = [
+        "setup",
+        "--addr",
+        &s.addr,
+        "--token",
+        "root",
+        "--crl-entries",
+        "40",
+    ];
+    let (code, out, err) = bench(&setup);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("role_id"), "{out}");
+    assert!(
+        out.contains("pki-crl/: 40 revoked certificates on its CRL (40 revoked now)"),
+        "{out}"
+    );
     // A second setup on the same server keeps what exists.
-    let (code, out, err) = bench(&["setup", "--addr", &s.addr, "--token", "root", "--json"]);
+    let (code, out, err) = bench(&[&setup[..], &["--json"]].concat());
     assert_eq!(code, 0, "{out}\n{err}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert!(
@@ -123,6 +136,9 @@ fn every_workload_against_signet() {
             .contains("already has an issuer"),
         "{v}"
     );
+    assert!(v.to_string().contains("(0 revoked now)"), "{v}");
+    let v = run_json(&s, &["crl-fetch", "--mount", "pki-crl", "-n", "20"]);
+    assert_eq!(v["ok"], 20, "{v}");
 
     let pid = s.child.id().to_string();
     for w in [
