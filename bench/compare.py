@@ -124,10 +124,6 @@ log_level = "warn"
     def addr(self):
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def label(self):
-        return "signet" if self.kind == "signet" else "OpenBao"
-
     def spawn(self):
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(f"{self.dir}/server.log", "a"))
@@ -269,14 +265,9 @@ def ratio(a, b):
     return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
 
 
-def cell_key(res):
-    return res.get("ops_per_s", 0.0)
-
-
-def table(results, servers, args, cold, idle, peak, bao_version):
-    s_lab, o_lab = "signet", "OpenBao"
+def table(results, args, cold, idle, peak, bao_version):
     lines = []
-    lines.append(f"| workload | clients | signet ops/s | OpenBao ops/s | signet/OpenBao | p99 ms signet / OpenBao | server CPU ms per request signet / OpenBao |")
+    lines.append("| workload | clients | signet ops/s | OpenBao ops/s | signet/OpenBao | p99 ms signet / OpenBao | server CPU ms per request signet / OpenBao |")
     lines.append("|---|---|---|---|---|---|---|")
     notes = []
     for w in args.workloads:
@@ -448,7 +439,7 @@ def main():
             s.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    text, _ = table(results, servers, args, cold, idle, peak, bao_version)
+    text, _ = table(results, args, cold, idle, peak, bao_version)
     print(text)
     elapsed = time.time() - started
     log(f"done in {elapsed:.0f} s")
