@@ -122,3 +122,25 @@ def test_seed_004_intermediate_and_cert_manager_sign(target):
             "-CAfile", "root.pem", "-verify_other", "chain.pem"], d)
     assert o.returncode == 0, o.stdout + o.stderr
     assert "Response verify OK" in o.stderr + o.stdout and "leaf.pem: revoked" in o.stdout, o.stdout + o.stderr
+
+
+def test_concurrent_crl_fetches_agree(target):
+    """Right after a revocation, many clients fetch the CRL at once: they all get the same CRL
+    (one CRL per CRL number, RFC 5280 5.2.3), and it lists the revoked serial."""
+    from concurrent.futures import ThreadPoolExecutor
+    pki = mount_pki(target)
+    assert target.req("POST", f"{pki}/root/generate/internal",
+                      json_body={"common_name": "CRL Root", "key_type": "ec", "ttl": "24h"}).status_code == 200
+    assert target.req("POST", f"{pki}/roles/web",
+                      json_body={"allow_any_name": True, "key_type": "ec", "max_ttl": "1h"}).status_code == 200
+    for round_ in range(3):
+        serial = target.req("POST", f"{pki}/issue/web", json_body={"common_name": f"r{round_}.example.com"}).json()["data"]["serial_number"]
+        assert target.req("POST", f"{pki}/revoke", json_body={"serial_number": serial}).status_code == 200
+        with ThreadPoolExecutor(16) as ex:
+            crls = list(ex.map(lambda _: target.req("GET", f"{pki}/crl", token=None).content, range(32)))
+        assert len(set(crls)) == 1, f"round {round_}: {len(set(crls))} different CRLs"
+        d = tempfile.mkdtemp()
+        with open(os.path.join(d, "crl.der"), "wb") as f:
+            f.write(crls[0])
+        text = sh(["openssl", "crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"], d).stdout
+        assert serial.replace(":", "").upper() in text.replace(":", "").upper(), text

@@ -40,6 +40,20 @@ pub struct Pki {
     records: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
     /// Serialises changes to the set of issuers and keys (see `issuers.rs`).
     pub(crate) issuers_lock: tokio::sync::Mutex<()>,
+    /// Serialises CRL builds, so that concurrent fetches of a stale CRL build it once: one
+    /// CRL per CRL number (RFC 5280 5.2.3), one signature.
+    pub(crate) crl_lock: tokio::sync::Mutex<()>,
+    /// The CRLs last built or read, per (issuer id, delta), served without reading the CRL
+    /// state from storage while the revocation epoch is unchanged and they are fresh.
+    pub(crate) crl_cache: std::sync::Mutex<std::collections::HashMap<(String, bool), CachedCrl>>,
+}
+
+/// A CRL kept in memory (see [`Pki::crl_cache`]).
+#[derive(Clone)]
+pub(crate) struct CachedCrl {
+    pub epoch: String,
+    pub built_at: i64,
+    pub der: Arc<Vec<u8>>,
 }
 
 impl Pki {

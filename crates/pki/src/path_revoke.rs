@@ -348,9 +348,7 @@ pub(crate) async fn current_crl(
     issuer: &IssuerEntry,
     force: bool,
     delta: bool,
-) -> CoreResult<Vec<u8>> {
-    let state_key = format!("{CRL_STATE}/{}", issuer.issuer_id);
-    let mut state: CrlState = c.storage.get_json(&state_key).await?.unwrap_or_default();
+) -> CoreResult<Arc<Vec<u8>>> {
     let epoch = c
         .storage
         .get(CRL_EPOCH)
@@ -359,7 +357,44 @@ pub(crate) async fn current_crl(
         .unwrap_or_default();
     let cfg = crate::path_config_crl::crl_config(c).await?;
     let expiry = cfg.expiry as i64;
+    let cache_key = (issuer.issuer_id.clone(), delta);
+    let cached = |now: i64| {
+        let m = pki.crl_cache.lock().ok()?;
+        let hit = m.get(&cache_key)?;
+        (hit.epoch == epoch && now < hit.built_at + expiry / 2).then(|| hit.der.clone())
+    };
+    if !force {
+        if let Some(der) = cached(now_secs() as i64) {
+            return Ok(der);
+        }
+    }
+    // One builder at a time; whoever waited finds the CRL the first one built.
+    let _guard = pki.crl_lock.lock().await;
     let now = now_secs() as i64;
+    if !force {
+        if let Some(der) = cached(now) {
+            return Ok(der);
+        }
+    }
+    let remember = |der: Vec<u8>, built_at: i64, base_rebuilt: bool| {
+        let der = Arc::new(der);
+        if let Ok(mut m) = pki.crl_cache.lock() {
+            if base_rebuilt {
+                m.remove(&(issuer.issuer_id.clone(), true));
+            }
+            m.insert(
+                cache_key.clone(),
+                crate::CachedCrl {
+                    epoch: epoch.clone(),
+                    built_at,
+                    der: der.clone(),
+                },
+            );
+        }
+        der
+    };
+    let state_key = format!("{CRL_STATE}/{}", issuer.issuer_id);
+    let mut state: CrlState = c.storage.get_json(&state_key).await?.unwrap_or_default();
     let decode = |der: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(der)
@@ -368,14 +403,18 @@ pub(crate) async fn current_crl(
     let base_fresh =
         !state.der.is_empty() && state.epoch == epoch && now < state.built_at + expiry / 2;
     if !delta && base_fresh && !force {
-        return decode(&state.der);
+        return Ok(remember(decode(&state.der)?, state.built_at, false));
     }
     let delta_fresh = !state.delta_der.is_empty()
         && state.delta_epoch == epoch
         && state.delta_base == state.base_number
         && now < state.delta_built_at + expiry / 2;
     if delta && delta_fresh && !force && !state.der.is_empty() {
-        return decode(&state.delta_der);
+        return Ok(remember(
+            decode(&state.delta_der)?,
+            state.delta_built_at,
+            false,
+        ));
     }
     let default_id = issuers::issuers_config(pki, c).await?.default;
     // A disabled CRL is served empty, as Vault does.
@@ -385,6 +424,7 @@ pub(crate) async fn current_crl(
         revoked_entries(c, &issuer.issuer_id, issuer.issuer_id == default_id).await?
     };
     let signer = issuers::signer(pki, c, issuer).await?;
+    let mut base_rebuilt = false;
     if !delta || state.der.is_empty() {
         let number = state.number + 1;
         let der = x509::build_crl(
@@ -400,9 +440,10 @@ pub(crate) async fn current_crl(
         state.built_at = now;
         state.der = base64::engine::general_purpose::STANDARD.encode(&der);
         state.epoch = epoch.clone();
+        base_rebuilt = true;
         if !delta {
             c.storage.put_json(&state_key, &state).await?;
-            return Ok(der);
+            return Ok(remember(der, now, true));
         }
     }
     let since: Vec<Revoked> = revoked
@@ -424,9 +465,22 @@ pub(crate) async fn current_crl(
     state.delta_base = state.base_number;
     state.delta_built_at = now;
     state.delta_der = base64::engine::general_purpose::STANDARD.encode(&der);
-    state.delta_epoch = epoch;
+    state.delta_epoch = epoch.clone();
     c.storage.put_json(&state_key, &state).await?;
-    Ok(der)
+    if base_rebuilt {
+        // The base built along the way is current too.
+        if let (Ok(base), Ok(mut m)) = (decode(&state.der), pki.crl_cache.lock()) {
+            m.insert(
+                (issuer.issuer_id.clone(), false),
+                crate::CachedCrl {
+                    epoch: epoch.clone(),
+                    built_at: now,
+                    der: Arc::new(base),
+                },
+            );
+        }
+    }
+    Ok(remember(der, now, false))
 }
 
 /// Every serial revoked under `issuer_id` (and, for the default issuer, those recorded
@@ -490,13 +544,14 @@ async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form, delta: bool) -> CoreResult
         )));
     }
     let der = current_crl(&pki, &c, &issuer, false, delta).await?;
-    let pem = x509::pem_block("X509 CRL", &der);
+    // PEM only for the forms that serve it.
+    let pem = || x509::pem_block("X509 CRL", &der);
     Ok(Some(match form {
         Form::Der => Response {
             raw: Some(RawBody {
                 status: 200,
                 content_type: "application/pkix-crl".into(),
-                body: der,
+                body: der.as_ref().clone(),
             }),
             ..Default::default()
         },
@@ -504,14 +559,14 @@ async fn fetch_crl(pki: Arc<Pki>, c: Ctx, form: Form, delta: bool) -> CoreResult
             raw: Some(RawBody {
                 status: 200,
                 content_type: "application/x-pem-file".into(),
-                body: format!("{pem}\n").into_bytes(),
+                body: format!("{}\n", pem()).into_bytes(),
             }),
             ..Default::default()
         },
         Form::Json => Response::json(
-            json!({"certificate": pem, "revocation_time": 0, "revocation_time_rfc3339": ""}),
+            json!({"certificate": pem(), "revocation_time": 0, "revocation_time_rfc3339": ""}),
         ),
-        Form::IssuerJson => Response::json(json!({"crl": pem})),
+        Form::IssuerJson => Response::json(json!({"crl": pem()})),
     }))
 }
 
