@@ -12,7 +12,8 @@
 #    markdown table (written into bench/RESULTS.md unless --smoke or --no-write).
 #
 # --smoke (CI): one round, 1 s per workload, 8 clients; exits non-zero if any workload on
-# either server had errors or did not answer. It never judges timings.
+# either server had errors or did not answer. It never judges timings. With
+# SIGNET_PROFILE=debug it uses the debug build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -33,9 +34,17 @@ else
 fi
 "$BAO" version > /dev/null || { echo "cannot run $BAO" >&2; exit 1; }
 
-echo "==> cargo build --release --bin signet --bin signet-bench" >&2
-cargo build --release --bin signet --bin signet-bench
+# SIGNET_PROFILE=debug uses the debug build (the CI smoke run reuses the test build; timings
+# from it mean nothing, and the smoke run judges none).
+PROFILE="${SIGNET_PROFILE:-release}"
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+if [ "$PROFILE" = "debug" ]; then
+  echo "==> cargo build --bin signet --bin signet-bench" >&2
+  cargo build --bin signet --bin signet-bench
+else
+  echo "==> cargo build --release --bin signet --bin signet-bench" >&2
+  cargo build --release --bin signet --bin signet-bench
+fi
 
-exec python3 bench/compare.py --signet "$TARGET/release/signet" \
-  --bench "$TARGET/release/signet-bench" --bao "$BAO" "$@"
+exec python3 bench/compare.py --signet "$TARGET/$PROFILE/signet" \
+  --bench "$TARGET/$PROFILE/signet-bench" --bao "$BAO" "$@"

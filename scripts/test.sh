@@ -27,3 +27,5 @@ cargo test --workspace
 echo "==> conformance suite (signet and OpenBao)"
 cargo build --bin signet
 SIGNET_BIN="$PWD/target/debug/signet" "$VENV/bin/python" -m pytest conformance -q -p no:cacheprovider
+echo "==> benchmark smoke run: signet-bench against signet and OpenBao (no timing is judged)"
+SIGNET_PROFILE=debug BAO_BIN="$VENV/bin/bao" bench/compare.sh --smoke
