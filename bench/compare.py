@@ -33,8 +33,13 @@ import sys
 import tempfile
 import time
 
-ALL_WORKLOADS = ["issue", "sign", "revoke", "crl-fetch", "ocsp", "search",
-                 "approle-login", "kv-write", "kv-read", "mixed"]
+ALL_WORKLOADS = ["issue", "issue-nostore", "issue-rsa", "sign", "revoke", "crl-fetch", "ocsp",
+                 "search", "approle-login", "kv-write", "kv-read", "mixed"]
+# Variants of a signet-bench workload: (workload, extra arguments).
+VARIANTS = {
+    "issue-nostore": ("issue", ["--role", "ec-nostore"]),
+    "issue-rsa": ("issue", ["--role", "rsa"]),
+}
 HERE = os.path.dirname(os.path.abspath(__file__))
 # crl-fetch reads the CRL of a mount that `signet-bench setup` gives exactly CRL_ENTRIES
 # revoked certificates on both servers (the main mount's CRL grows with each server's own
@@ -183,7 +188,9 @@ log_level = "warn"
 
 def run_bench(bench, server, workload, conc, seconds, timeout):
     """One signet-bench run; returns its JSON result, or a dict with 'failed'."""
-    extra = ["--mount", CRL_MOUNT] if workload == "crl-fetch" else []
+    workload, extra = VARIANTS.get(workload, (workload, []))
+    if workload == "crl-fetch":
+        extra = ["--mount", CRL_MOUNT]
     cmd = [bench, "run", workload, *extra, "--addr", server.addr, "--token", server.token,
            "-c", str(conc), "-d", f"{seconds}s", "--json", "--quiet",
            "--server-pid", str(server.proc.pid)]
@@ -307,7 +314,9 @@ def table(results, args, cold, idle, peak, bao_version):
             def cpu(k):
                 return f"{statistics.median(cells[k]['cpu']):.3f}" if cells[k]["cpu"] else "—"
 
-            mixed_note = {"mixed": " (4 req/op)", "crl-fetch": f" ({CRL_ENTRIES} entries)"}.get(w, "")
+            mixed_note = {"mixed": " (4 req/op)", "crl-fetch": f" ({CRL_ENTRIES} entries)",
+                          "issue": " (EC P-256, stored)", "issue-nostore": " (EC P-256)",
+                          "issue-rsa": " (RSA-2048)", "sign": " (EC P-256 CSR)"}.get(w, "")
             lines.append(f"| {w}{mixed_note} | {c} | {rate('signet')} | {rate('openbao')} | "
                          f"{ratio(cells['signet']['rates'], cells['openbao']['rates'])} | "
                          f"{p99('signet')} / {p99('openbao')} | {cpu('signet')} / {cpu('openbao')} |")

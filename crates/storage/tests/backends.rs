@@ -43,6 +43,45 @@ async fn sqlite_is_durable_across_reopen() {
     assert_eq!(s.get("a/b").await.unwrap(), Some(b"persisted".to_vec()));
 }
 
+/// A file made by schema 1 (a WITHOUT ROWID table) is migrated in place on open: every entry
+/// is kept, listings still work, and the table is a rowid table afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_schema_1_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;",
+        )
+        .unwrap();
+        for i in 0..50 {
+            c.execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2)",
+                rusqlite::params![format!("certs/{i:03}").into_bytes(), vec![i as u8; 3000]],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStorage::open(&path).unwrap();
+    assert_eq!(s.get("certs/007").await.unwrap(), Some(vec![7u8; 3000]));
+    assert_eq!(s.list("certs/").await.unwrap().len(), 50);
+    s.put("certs/new", b"x".to_vec()).await.unwrap();
+    drop(s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let sql: String = c
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'kv'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!sql.to_uppercase().contains("WITHOUT ROWID"), "{sql}");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM kv", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 51);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barrier_encrypts_binds_keys_and_rotates() {
     let dir = tempfile::tempdir().unwrap();

@@ -50,20 +50,56 @@ fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StorageError> {
     let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(db_err)?;
-    // Measured under 64-client issuance (bench notes in bench/RESULTS.md): with SQLite's
-    // default 2 MB page cache every insert of the writer re-read B-tree pages from the OS
-    // through pread; a 16 MB writer cache removes that (a larger one costs more in the pager's
-    // end-of-transaction cache sweep than it saves), and checkpointing every 4000 WAL pages
-    // rather than 1000 halves the checkpoint work in the writer's path without long checkpoint
-    // stalls (16000 doubled p99). Readers keep the default cache: there can be several, and
-    // memory-mapping the file would count the whole store in the process's RSS.
+    // Measured under 64-client issuance (bench/RESULTS.md): since the store is a rowid table
+    // (see `migrate`), a 4 MB writer cache issues as fast as 16 MB did, and the peak RSS
+    // under load drops by a third; checkpointing every 4000 WAL pages rather than 1000 halves
+    // the checkpoint work in the writer's path without long checkpoint stalls (16000 doubled
+    // p99). Readers keep 1 MB each: there can be several, and memory-mapping the file would
+    // count the whole store in the process's RSS.
     conn.execute_batch(if read_only {
-        "PRAGMA cache_size=-2048;"
+        "PRAGMA cache_size=-1024;"
     } else {
-        "PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4000;"
+        "PRAGMA cache_size=-4096; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4000;"
     })
     .map_err(db_err)?;
     Ok(conn)
+}
+
+/// Brings an older file to the current schema, in one transaction (a crash leaves the old
+/// schema, and the next start migrates again).
+///
+/// Schema 1 kept `kv` as a WITHOUT ROWID table. That stores every value inside the key's
+/// B-tree, and certificate records (kilobytes each) spill onto overflow pages there, so each
+/// key comparison during an insert read the whole record back (`sqlite3BtreeIndexMoveto`,
+/// `accessPayload`: most of the writer thread's time in the profile of bench/RESULTS.md).
+/// Schema 2 is a rowid table: the key index holds only keys, values are appended in rowid
+/// order.
+fn migrate(conn: &Connection) -> Result<(), StorageError> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    if sql.is_some_and(|s| s.to_ascii_uppercase().contains("WITHOUT ROWID")) {
+        tracing::info!("migrating the SQLite store to schema 2 (rowid table)");
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE kv_v2 (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+             INSERT INTO kv_v2 (key, value) SELECT key, value FROM kv ORDER BY key;
+             DROP TABLE kv;
+             ALTER TABLE kv_v2 RENAME TO kv;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .map_err(db_err)?;
+    } else {
+        conn.execute_batch("PRAGMA user_version = 2;")
+            .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 impl SqliteStorage {
@@ -78,9 +114,10 @@ impl SqliteStorage {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;",
+             CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL);",
         )
         .map_err(db_err)?;
+        migrate(&conn)?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("signet-sqlite-writer".into())
