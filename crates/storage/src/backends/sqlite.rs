@@ -5,8 +5,8 @@
 //! thread drains the queue into one transaction (a savepoint per request, so one failing request
 //! does not fail its neighbours), commits once, then answers every request in the batch. Under
 //! 64 concurrent writers that is one fsync per batch instead of one per request. Reads use a
-//! small pool of read-only connections on the blocking thread pool; WAL lets them run beside
-//! the writer.
+//! small pool of read-only connections (point reads on the calling worker, listings on the
+//! blocking thread pool); WAL lets them run beside the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -239,13 +239,27 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<WriteJob>) {
 impl Storage for SqliteStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         check_key(key)?;
-        let key = key.as_bytes().to_vec();
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")
-                .and_then(|mut st| st.query_row(params![key], |r| r.get(0)).optional())
-                .map_err(db_err)
-        })
-        .await
+        // A point read is one index probe and one row read, microseconds on a warm cache:
+        // it runs right here on the async worker. Handing it to the blocking pool cost two
+        // thread switches per read, which dominated the profile of OCSP (bench/RESULTS.md).
+        // Listings, which can read many rows, still go to the blocking pool.
+        let conn = match self.readers.lock().ok().and_then(|mut p| p.pop()) {
+            Some(c) => c,
+            None => open_conn(&self.path, true)?,
+        };
+        let result = conn
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")
+            .and_then(|mut st| {
+                st.query_row(params![key.as_bytes()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db_err);
+        if let Ok(mut p) = self.readers.lock() {
+            if p.len() < MAX_IDLE_READERS {
+                p.push(conn);
+            }
+        }
+        result
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
