@@ -37,7 +37,9 @@ sleep 1
 perf record -g -F 999 -p "$PID" -o "$WORK/perf.data" -- sleep $(( SECONDS_ > 3 ? SECONDS_ - 2 : 1 )) 2> /dev/null
 wait $BENCH
 echo "== hottest functions (self time) =="
-perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -30
+perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-110 | head -30 || true
 echo "== by area (self time) =="
-perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | python3 "$(dirname "$0")/profile_areas.py"
+perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | python3 "$(dirname "$0")/profile_areas.py" || true
+echo "== by thread =="
+perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' || true
 echo "perf data: $WORK/perf.data"

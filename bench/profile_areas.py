@@ -6,7 +6,7 @@ import sys
 AREAS = [
     ("crypto (aws-lc: ECDSA, RSA, AES-GCM, hashes)", r"aws_lc|ecp_nistz256|p256|bn_|sha256|sha512|aes_|gcm_|ec_GFp|ecdsa|RSA_|rsa_|fiat_|beeu|x25519|CRYPTO_|OPENSSL_|BN_|EC_"),
     ("X.509 building and parsing (rcgen, x509-parser, der)", r"rcgen|x509_parser|der_parser|asn1_rs|yasna|pem::|signet_crypto"),
-    ("storage (SQLite, barrier)", r"sqlite|rusqlite|signet_storage"),
+    ("storage (SQLite, barrier)", r"sqlite|rusqlite|signet_storage|pcache|pager|[Bb]tree|[Vv]dbe|wal[A-Z]|walChecksum|\] (?:sqlite|pager|btree|vdbe|wal|pcache|unixRead|unixWrite|unixSync|robust_)"),
     ("JSON (serde_json)", r"serde_json|serde::"),
     ("HTTP (hyper, axum, tower)", r"hyper|axum|tower|http::|httparse|h1::"),
     ("audit", r"signet_audit|audit"),
