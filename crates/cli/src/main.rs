@@ -44,6 +44,30 @@ Other commands:
 "
 }
 
+/// `<command> -h` (or `-help`, `--help`), as the `vault` CLI answers it: the command's usage
+/// on stdout, exit code 0.
+fn command_usage(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "read" => "Usage: signet read [options] PATH\n\n  Reads data from signet at the given path. Options: -format=table|json|yaml, -field=NAME,\n  plus the global -address, -ca-cert, -client-cert, -client-key, -tls-server-name.\n",
+        "write" => "Usage: signet write [options] PATH [DATA K=V...]\n\n  Writes data to signet at the given path. K=@file reads a value from a file, K=- from\n  stdin; `-` alone reads a JSON object from stdin. Options: -format, -field, -force.\n",
+        "list" => "Usage: signet list [options] PATH\n\n  Lists the keys under a path. Options: -format.\n",
+        "delete" => "Usage: signet delete [options] PATH\n\n  Deletes data at the given path.\n",
+        "patch" => "Usage: signet patch [options] PATH [DATA K=V...]\n\n  Merges data into what is at the path (HTTP PATCH).\n",
+        "server" => "Usage: signet server [options]\n\n  Starts a signet server. Options: -config=FILE (repeatable), -dev, -dev-root-token-id=ID,\n  -dev-listen-address=ADDR, -dev-tls, -dev-tls-cert-dir=DIR, -dev-no-store-token,\n  -log-level=LEVEL, -log-format=text|json.\n",
+        "agent" => "Usage: signet agent -config=FILE [-once] [-exit-after-auth]\n\n  Logs in (auto_auth), then keeps the configured certificate, trust and template blocks\n  current. SIGHUP reloads the configuration; SIGTERM stops.\n",
+        "status" => "Usage: signet status [options]\n\n  Prints the seal status. Exit code 2 when sealed.\n",
+        "login" => "Usage: signet login [options] [TOKEN | K=V...]\n\n  Authenticates and stores the token. Options: -method=token|approle|kubernetes|jwt|cert|azure,\n  -path=MOUNT, -no-store, -token-only.\n",
+        "path-help" => "Usage: signet path-help [options] PATH\n\n  Prints the API help of a path.\n",
+        "operator" => "Usage: signet operator <subcommand> [options]\n\n  Subcommands: init, unseal, seal, rotate.\n",
+        "secrets" => "Usage: signet secrets <subcommand> [options] [ARGS]\n\n  Subcommands: enable, disable, list, tune, move.\n",
+        "auth" => "Usage: signet auth <subcommand> [options] [ARGS]\n\n  Subcommands: enable, disable, list, tune.\n",
+        "policy" => "Usage: signet policy <subcommand> [options] [ARGS]\n\n  Subcommands: write, read, list, delete, fmt.\n",
+        "token" => "Usage: signet token <subcommand> [options] [ARGS]\n\n  Subcommands: create, lookup, renew, revoke, capabilities.\n",
+        "audit" => "Usage: signet audit <subcommand> [options] [ARGS]\n\n  Subcommands: enable, disable, list.\n",
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
@@ -51,6 +75,16 @@ fn main() -> ExitCode {
         return ExitCode::from(127);
     };
     let rest = &args[1..];
+    let asks_help = rest
+        .iter()
+        .take_while(|a| a.as_str() != "--")
+        .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));
+    if asks_help {
+        if let Some(text) = command_usage(cmd) {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+    }
     let code = match cmd.as_str() {
         "server" => commands::server::run(rest),
         "agent" => commands::agent::run(rest),

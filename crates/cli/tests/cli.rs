@@ -758,3 +758,22 @@ certificate "web" {{
     let _ = agent.kill();
     let _ = agent.wait();
 }
+
+/// `<command> -h` prints the command's usage and exits 0, as the vault CLI does.
+#[test]
+fn help_flags_print_usage() {
+    for args in [
+        &["read", "-h"][..],
+        &["server", "-help"],
+        &["agent", "--help"],
+        &["write", "kv/x", "-h"],
+    ] {
+        let o = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.starts_with(&format!("Usage: signet {}", args[0])),
+            "{text}"
+        );
+    }
+}
