@@ -582,36 +582,14 @@ async fn run_with(
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(method = %aa.kind, lease_secs = session.lease, "authenticated");
     let token = Arc::new(RwLock::new(session.token.clone()));
-    if opts.once || opts.exit_after_auth || cfg.exit_after_auth {
-        let mut failed = Vec::new();
-        for t in &cfg.trusts {
-            if let Err(e) = refresh_trust(&base, &token, t).await {
-                failed.push(format!("trust {:?}: {e}", t.name));
-            }
-        }
-        for t in &cfg.templates {
-            if let Err(e) = refresh_template(&base, &token, t, &cfg.template_config).await {
-                failed.push(e.message);
-            }
-        }
-        for b in &cfg.certificates {
-            if let Err(e) = refresh(&base, &token, b, false, &stats).await {
-                tracing::error!(certificate = %b.name, error = %e, "could not write the certificate");
-                failed.push(format!("certificate {:?}: {e}", b.name));
-            }
-        }
-        return if failed.is_empty() {
-            Ok(Ended::Stop)
-        } else {
-            Err(failed.join("; "))
-        };
-    }
-    // A first pass over every block before the keepers start: at start-up, what the CA
+    // One pass over every block before the keepers start. With -once / exit_after_auth it is
+    // the whole run, and any failure is the run's error. Otherwise, at start-up, what the CA
     // refuses or what cannot be written stops the agent with exit code 1 and the block named;
     // an unreachable CA does not (the keepers retry, the files on disk stay).
+    let once = opts.once || opts.exit_after_auth || cfg.exit_after_auth;
     let mut fatal = Vec::new();
     let mut note = |what: String, e: &Failure| {
-        if startup && e.permanent {
+        if once || (startup && e.permanent) {
             fatal.push(format!("{what}: {e}"));
         } else {
             tracing::warn!(block = %what, error = %e, "not up to date yet; retrying in the background");
@@ -644,6 +622,9 @@ async fn run_with(
     }
     if !fatal.is_empty() {
         return Err(fatal.join("; "));
+    }
+    if once {
+        return Ok(Ended::Stop);
     }
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(keep_token(
