@@ -116,6 +116,18 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// Reads the certificates of a PEM file (`what` names it in errors).
+fn read_pem_certs(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| ClientError::Config(format!("cannot read {what} {}: {e}", path.display())))?;
+    CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Config(format!("invalid {what} {}: {e}", path.display())))
+}
+
 /// Reads a PEM client certificate chain and its private key (PKCS#1, SEC1 or PKCS#8). The
 /// key's bytes are zeroized by rustls when the identity is dropped.
 fn load_identity(
@@ -128,20 +140,7 @@ fn load_identity(
     ),
     ClientError,
 > {
-    let pem = std::fs::read(cert).map_err(|e| {
-        ClientError::Config(format!(
-            "cannot read client certificate {}: {e}",
-            cert.display()
-        ))
-    })?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            ClientError::Config(format!(
-                "invalid client certificate {}: {e}",
-                cert.display()
-            ))
-        })?;
+    let chain = read_pem_certs(cert, "client certificate")?;
     if chain.is_empty() {
         return Err(ClientError::Config(format!(
             "no certificate in {}",
@@ -162,16 +161,7 @@ impl Client {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         if let Some(path) = &cfg.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                ClientError::Config(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            for c in CertificateDer::pem_slice_iter(&pem) {
-                let c = c.map_err(|e| {
-                    ClientError::Config(format!("invalid CA certificate {}: {e}", path.display()))
-                })?;
+            for c in read_pem_certs(path, "CA certificate")? {
                 roots.add(c).map_err(|e| {
                     ClientError::Config(format!("invalid CA certificate {}: {e}", path.display()))
                 })?;
@@ -319,6 +309,24 @@ impl Client {
     /// GETs an absolute URL outside the Vault API (a cloud metadata service) and parses its
     /// JSON answer; the token is not sent.
     pub async fn get_url(&self, url: &str, headers: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let text = self.get_text(url, headers).await?;
+        serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))
+    }
+
+    /// GETs an API path whose answer is not JSON (`pki/ca_chain`, `pki/crl/pem`) and returns
+    /// the body as text.
+    pub async fn read_raw(&self, path: &str) -> Result<String, ClientError> {
+        let token = self.token.clone();
+        let headers: Vec<(&str, &str)> = token
+            .as_deref()
+            .map(|t| ("X-Vault-Token", t))
+            .into_iter()
+            .collect();
+        self.get_text(&self.url(path), &headers).await
+    }
+
+    /// A GET whose 2xx body is returned as text; other statuses are API errors.
+    async fn get_text(&self, url: &str, headers: &[(&str, &str)]) -> Result<String, ClientError> {
         let mut rb = self.http.get(url);
         for (k, v) in headers {
             rb = rb.header(*k, *v);
@@ -336,34 +344,6 @@ impl Client {
             return Err(ClientError::Api {
                 method: "GET".into(),
                 url: url.into(),
-                status,
-                errors: vec![text.chars().take(300).collect()],
-            });
-        }
-        serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))
-    }
-
-    /// GETs an API path whose answer is not JSON (`pki/ca_chain`, `pki/crl/pem`) and returns
-    /// the body as text.
-    pub async fn read_raw(&self, path: &str) -> Result<String, ClientError> {
-        let url = self.url(path);
-        let mut rb = self.http.get(&url);
-        if let Some(t) = &self.token {
-            rb = rb.header("X-Vault-Token", t);
-        }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(format!("GET {url}: {e}")))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(ClientError::Api {
-                method: "GET".into(),
-                url,
                 status,
                 errors: vec![text.chars().take(300).collect()],
             });
