@@ -81,6 +81,37 @@ def openssl(*args):
     return subprocess.run(["openssl", *args], capture_output=True, text=True)
 
 
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def run_agent(conf_path, *flags, timeout=60):
+    """`signet agent [flags] -config=FILE`, finished."""
+    return subprocess.run([SIGNET_BIN, "agent", *flags, f"-config={conf_path}"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def cert_block(name, path, common_name, out):
+    """A certificate block writing cert.pem, key.pem and ca.pem into `out`."""
+    return f'''certificate "{name}" {{
+  path        = "{path}"
+  common_name = "{common_name}"
+  ttl         = "10m"
+  cert_file   = "{out}/cert.pem"
+  key_file    = "{out}/key.pem"
+  ca_file     = "{out}/ca.pem"
+}}
+'''
+
+
+def assert_verifies(out):
+    """The certificate in `out` chains to the CA file next to it (openssl)."""
+    v = openssl("verify", "-CAfile", f"{out}/ca.pem", f"{out}/cert.pem")
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
 def test_agent_once_and_renewal(target):
     d = tempfile.mkdtemp(prefix=f"agent-{target.kind}-")
     pki, approle, new_secret = setup(target, d)
@@ -153,7 +184,7 @@ def test_agent_refusals_stop_it_at_start(target):
         path = os.path.join(d, f"{name}.hcl")
         with open(path, "w") as f:
             f.write(conf)
-        r = subprocess.run([SIGNET_BIN, "agent", f"-config={path}"], capture_output=True, text=True, timeout=60)
+        r = run_agent(path)
         assert r.returncode == 1, (name, r.stderr)
         assert 'certificate "web"' in r.stderr, (name, r.stderr)
 
@@ -184,21 +215,10 @@ auto_auth {{
     }}
   }}
 }}
-certificate "web" {{
-  path        = "{pki}/issue/web"
-  common_name = "pod.example.com"
-  ttl         = "10m"
-  cert_file   = "{d}/cert.pem"
-  key_file    = "{d}/key.pem"
-  ca_file     = "{d}/ca.pem"
-}}
-'''
-    with open(os.path.join(d, "agent.hcl"), "w") as f:
-        f.write(conf)
-    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+''' + cert_block("web", f"{pki}/issue/web", "pod.example.com", d)
+    r = run_agent(write(os.path.join(d, "agent.hcl"), conf), "-once")
     assert r.returncode == 0, r.stderr
-    v = openssl("verify", "-CAfile", f"{d}/ca.pem", f"{d}/cert.pem")
-    assert v.returncode == 0, v.stdout + v.stderr
+    assert_verifies(d)
 
 
 def test_agent_templates_seed_002_and_pki_cert(target):
@@ -241,7 +261,7 @@ template {{
 '''
     with open(os.path.join(d, "agent.hcl"), "w") as f:
         f.write(conf)
-    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+    r = run_agent(f"{d}/agent.hcl", "-once")
     assert r.returncode == 0, r.stderr
     serial = open(os.path.join(d, "etcd.serial")).read().split()[0]
     cert = os.path.join(d, "etcd-cert.pem")
@@ -255,7 +275,7 @@ template {{
     # pkiCert keeps the valid certificate in its destination: a second run does not re-issue.
     first = openssl("x509", "-in", os.path.join(d, "web.pem"), "-noout", "-serial").stdout
     new_secret()
-    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+    r = run_agent(f"{d}/agent.hcl", "-once")
     assert r.returncode == 0, r.stderr
     assert openssl("x509", "-in", os.path.join(d, "web.pem"), "-noout", "-serial").stdout == first
     # error_on_missing_key: a key the data lacks fails the render instead of "<no value>".
@@ -271,7 +291,7 @@ template {{
   error_on_missing_key = {str(strict).lower()}
 }}
 """)
-        r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/kv.hcl"], capture_output=True, text=True, timeout=60)
+        r = run_agent(f"{d}/kv.hcl", "-once")
         assert r.returncode == want, r.stderr
         if not strict:
             assert open(os.path.join(d, "kv.out")).read() == "web/<no value>"
@@ -281,7 +301,7 @@ template {{
     with open(os.path.join(d, "bad.hcl"), "w") as f:
         f.write(conf.replace("{{ .Data.serial_number }}", "{{ .Data.serial_number").replace(
             f'source      = "{d}/cert.template"', 'contents = "{{ with }}"'))
-    r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/bad.hcl"], capture_output=True, text=True, timeout=60)
+    r = run_agent(f"{d}/bad.hcl", "-once")
     assert r.returncode == 1 and "template" in r.stderr, r.stderr
 
 
@@ -400,22 +420,10 @@ auto_auth {{
   }}
   sink "file" {{ config = {{ path = "{out}/token" }} }}
 }}
-certificate "web" {{
-  path        = "pki/issue/web"
-  common_name = "cert-auth.example.com"
-  ttl         = "10m"
-  cert_file   = "{out}/cert.pem"
-  key_file    = "{out}/key.pem"
-  ca_file     = "{out}/ca.pem"
-}}
-'''
-            path = os.path.join(d, f"{where}.hcl")
-            with open(path, "w") as f:
-                f.write(conf)
-            r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={path}"], capture_output=True, text=True, timeout=60)
+''' + cert_block("web", "pki/issue/web", "cert-auth.example.com", out)
+            r = run_agent(write(os.path.join(d, f"{where}.hcl"), conf), "-once")
             assert r.returncode == 0, (where, r.stderr)
-            v = openssl("verify", "-CAfile", f"{out}/ca.pem", f"{out}/cert.pem")
-            assert v.returncode == 0, v.stdout + v.stderr
+            assert_verifies(out)
             token = open(f"{out}/token").read().strip()
             me = tls.req("GET", "auth/token/lookup-self", token=token).json()["data"]
             assert me["path"] == "auth/cert/login" and "agent" in me["policies"], me
@@ -425,7 +433,7 @@ certificate "web" {{
         with open(bad, "w") as f:
             f.write(f'vault {{\n  address = "{tls.addr}"\n  ca_cert = "{ca}"\n}}\n'
                     f'auto_auth {{\n  method "cert" {{\n    config = {{\n      name = "agent"\n      client_cert = "{d}/cca.crt"\n      client_key = "{d}/cca.key"\n    }}\n  }}\n}}\n')
-        r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={bad}"], capture_output=True, text=True, timeout=120)
+        r = run_agent(bad, "-once", timeout=120)
         assert r.returncode == 1 and "cert login failed" in r.stderr, r.stderr
     finally:
         tls.discard()
@@ -490,21 +498,10 @@ auto_auth {{
   }}
   sink "file" {{ config = {{ path = "{d}/token" }} }}
 }}
-certificate "envoy" {{
-  path        = "{pki}/issue/web"
-  common_name = "p12345.customers.example"
-  ttl         = "10m"
-  cert_file   = "{d}/cert.pem"
-  key_file    = "{d}/key.pem"
-  ca_file     = "{d}/ca.pem"
-}}
-'''
-        with open(os.path.join(d, "agent.hcl"), "w") as f:
-            f.write(conf)
-        r = subprocess.run([SIGNET_BIN, "agent", "-once", f"-config={d}/agent.hcl"], capture_output=True, text=True, timeout=60)
+''' + cert_block("envoy", f"{pki}/issue/web", "p12345.customers.example", d)
+        r = run_agent(write(os.path.join(d, "agent.hcl"), conf), "-once")
         assert r.returncode == 0, r.stderr
-        v = openssl("verify", "-CAfile", f"{d}/ca.pem", f"{d}/cert.pem")
-        assert v.returncode == 0, v.stdout + v.stderr
+        assert_verifies(d)
         me = target.req("GET", "auth/token/lookup-self", token=open(f"{d}/token").read().strip()).json()["data"]
         assert me["path"] == "auth/azure/login" and f"{pki}-agent" in me["policies"], me
         asked = [p for m, p, h in imds.requests if p.startswith("/metadata/identity/oauth2/token")]
