@@ -35,67 +35,20 @@ curl -s -H "$H" -X POST "$ADDR/v1/sys/mounts/pki" -d '{"type":"pki","config":{"m
 curl -s -H "$H" -X POST "$ADDR/v1/pki/root/generate/internal" -d '{"common_name":"Scale Root","key_type":"ec","ttl":"8760h"}' > /dev/null
 curl -s -H "$H" -X POST "$ADDR/v1/pki/roles/ec" -d '{"allow_any_name":true,"key_type":"ec","max_ttl":"720h"}' > /dev/null
 
-# 1. Fill: every request a new name; serials go to a file for the revocation phase. wrk runs
-# in 5-second slices (Debian's wrk cannot stop itself from a script) until CERTS are stored.
-fill_start=$(date +%s.%N)
-touch "$W/serials.txt"
-while [ "$(wc -l < "$W/serials.txt")" -lt "$CERTS" ]; do
-  offset=$(wc -l < "$W/serials.txt")
-  cat > "$W/issue.lua" <<EOF
-wrk.method = "POST"
-wrk.headers["X-Vault-Token"] = "$TOKEN"
-local n = $offset * 2
-local out = io.open("$W/serials.txt", "a")
-request = function()
-  n = n + 1
-  return wrk.format(nil, nil, nil, string.format('{"common_name":"svc-%d.fleet.example.com","ttl":"%dh"}', n, 1 + n % 700))
-end
-response = function(status, headers, body)
-  local s = body:match('"serial_number":"([0-9a-f:]+)"')
-  if s then out:write(s, "\n") end
-end
-EOF
-  wrk -t1 -c64 -d5s -s "$W/issue.lua" "$ADDR/v1/pki/issue/ec" >> "$W/fill.txt"
-done
-fill_s=$(python3 -c "import time; print(round(time.time()-$fill_start,1))")
-filled=$(wc -l < "$W/serials.txt")
+# 1. Fill, 2. revoke (bench/scale_lib.sh, shared with scale_openbao.sh).
+. "$(dirname "$0")/scale_lib.sh"
+fill "$CERTS"
+filled=$FILLED; fill_s=$FILL_S
 fill_rps=$(python3 -c "print(round($filled/$fill_s))")
-
 echo "filled $filled certificates in ${fill_s}s" >&2
 
-# 2. Revoke REVOKE of them: 32 Python threads on keep-alive connections.
-head -n "$REVOKE" "$W/serials.txt" > "$W/revoke.txt"
-revoke_rps=$(python3 - "$ADDR" "$TOKEN" "$W/revoke.txt" <<'PY'
-import http.client, sys, threading, time
-addr, token, path = sys.argv[1], sys.argv[2], sys.argv[3]
-host, port = addr.split("//")[1].split(":")
-serials = open(path).read().split()
-def worker(chunk):
-    c = http.client.HTTPConnection(host, int(port))
-    for s in chunk:
-        c.request("POST", "/v1/pki/revoke", body='{"serial_number":"%s"}' % s,
-                  headers={"X-Vault-Token": token, "Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200, r.status
-n = 32
-threads = [threading.Thread(target=worker, args=(serials[i::n],)) for i in range(n)]
-t = time.time()
-for x in threads:
-    x.start()
-for x in threads:
-    x.join()
-print(round(len(serials) / (time.time() - t)))
-PY
-)
-
+revoke_first "$REVOKE"
+revoke_rps=$REVOKE_RPS
 echo "revoked $REVOKE at $revoke_rps/s" >&2
 
-median() { python3 -c "import sys,statistics; v=[float(x)*1000 for x in sys.stdin.read().split()]; print(f'{statistics.median(v):.2f} ms (min {min(v):.2f}, max {max(v):.2f})')"; }
-timeit() { for _ in $(seq 15); do curl -s -o /dev/null -w '%{time_total}\n' "$@"; done | median; }
 
 # 3. Single operations.
-one_revoke=$(tail -n 15 "$W/serials.txt" | while read -r s; do curl -s -o /dev/null -w '%{time_total}\n' -H "$H" -X POST "$ADDR/v1/pki/revoke" -d "{\"serial_number\":\"$s\"}"; done | median)
+one_revoke=$(revoke_one_more)
 search_name=$(timeit -H "$H" -X POST "$ADDR/v1/pki/certs/search" -d '{"name":"svc-4242.fleet.example.com"}')
 search_glob=$(timeit -H "$H" -X POST "$ADDR/v1/pki/certs/search" -d '{"name":"svc-99*.fleet.example.com","limit":100}')
 search_role=$(timeit -H "$H" -X POST "$ADDR/v1/pki/certs/search" -d '{"role":"ec","limit":100}')
@@ -105,11 +58,7 @@ list_page=$(timeit -H "$H" -X LIST "$ADDR/v1/pki/certs?limit=1000")
 crl_first=$( { curl -s -o "$W/crl.der" -w '%{time_total}\n' "$ADDR/v1/pki/crl"; } | median)
 crl_cached=$(timeit "$ADDR/v1/pki/crl")
 crl_entries=$(openssl crl -inform der -in "$W/crl.der" -noout -text | grep -c "Serial Number" || true)
-curl -s "$ADDR/v1/pki/ca/pem" > "$W/ca.pem"
-last=$(tail -n 1 "$W/revoke.txt")
-# An OCSP request for a revoked serial (openssl builds it from the serial and the CA).
-openssl ocsp -issuer "$W/ca.pem" -serial "0x${last//:/}" -reqout "$W/ocsp.req" -no_nonce > /dev/null 2>&1
-ocsp=$(timeit -H "Content-Type: application/ocsp-request" --data-binary @"$W/ocsp.req" "$ADDR/v1/pki/ocsp")
+ocsp=$(ocsp_time "$(tail -n 1 "$W/revoke.txt")")
 rss=$(grep VmHWM /proc/$PID/status | awk '{print $2/1024 " MB"}')
 db=$(du -sh "$W" | cut -f1)
 kill $PID; wait $PID 2>/dev/null || true

@@ -56,81 +56,26 @@ curl -s -H "$H" -X POST "$ADDR/v1/sys/mounts/pki" -d '{"type":"pki","config":{"m
 curl -s -H "$H" -X POST "$ADDR/v1/pki/root/generate/internal" -d '{"common_name":"Scale Root","key_type":"ec","ttl":"8760h"}' > /dev/null
 curl -s -H "$H" -X POST "$ADDR/v1/pki/roles/ec" -d '{"allow_any_name":true,"key_type":"ec","max_ttl":"720h"}' > /dev/null
 
-# 1. Fill (same requests as scale.sh), in 5-second wrk slices, within the budget.
-fill_start=$(date +%s)
-touch "$W/serials.txt"
-while [ "$(wc -l < "$W/serials.txt")" -lt "$CERTS" ] && [ $(( $(date +%s) - fill_start )) -lt "$FILL_BUDGET" ]; do
-  offset=$(wc -l < "$W/serials.txt")
-  cat > "$W/issue.lua" <<EOL
-wrk.method = "POST"
-wrk.headers["X-Vault-Token"] = "$TOKEN"
-local n = $offset * 2
-local out = io.open("$W/serials.txt", "a")
-request = function()
-  n = n + 1
-  return wrk.format(nil, nil, nil, string.format('{"common_name":"svc-%d.fleet.example.com","ttl":"%dh"}', n, 1 + n % 700))
-end
-response = function(status, headers, body)
-  local s = body:match('"serial_number":"([0-9a-f:]+)"')
-  if s then out:write(s, "\n") end
-end
-EOL
-  wrk -t1 -c64 -d5s --timeout 30s -s "$W/issue.lua" "$ADDR/v1/pki/issue/ec" >> "$W/fill.txt"
-  echo "filled $(wc -l < "$W/serials.txt") after $(( $(date +%s) - fill_start )) s" >&2
-done
-fill_s=$(( $(date +%s) - fill_start ))
-filled=$(wc -l < "$W/serials.txt")
+# 1. Fill, 2. revoke, within the budgets (bench/scale_lib.sh, shared with scale.sh).
+. "$(dirname "$0")/scale_lib.sh"
+fill "$CERTS" "$FILL_BUDGET"
+filled=$FILLED; fill_s=$FILL_S
 fill_rps=$(python3 -c "print(round($filled/max($fill_s,1)))")
-# The fill rate of the last minute, to show where it slowed down.
 echo "filled $filled certificates in ${fill_s}s" >&2
 
-# 2. Revoke, 32 Python clients, within the budget.
-head -n "$REVOKE" "$W/serials.txt" > "$W/revoke.txt"
-read -r revoked revoke_rps < <(python3 - "$ADDR" "$TOKEN" "$W/revoke.txt" "$REVOKE_BUDGET" <<'PY'
-import http.client, sys, threading, time
-addr, token, path, budget = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-host, port = addr.split("//")[1].split(":")
-serials = open(path).read().split()
-done = [0]
-lock = threading.Lock()
-t0 = time.time()
-def worker(chunk):
-    c = http.client.HTTPConnection(host, int(port), timeout=300)
-    for s in chunk:
-        if time.time() - t0 > budget:
-            return
-        c.request("POST", "/v1/pki/revoke", body='{"serial_number":"%s"}' % s,
-                  headers={"X-Vault-Token": token, "Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        if r.status == 200:
-            with lock:
-                done[0] += 1
-n = 32
-threads = [threading.Thread(target=worker, args=(serials[i::n],)) for i in range(n)]
-for x in threads:
-    x.start()
-for x in threads:
-    x.join()
-print(done[0], round(done[0] / (time.time() - t0)))
-PY
-)
+revoke_first "$REVOKE" "$REVOKE_BUDGET"
+revoked=$REVOKED; revoke_rps=$REVOKE_RPS
 echo "revoked $revoked at $revoke_rps/s" >&2
 
-median() { python3 -c "import sys,statistics; v=[float(x)*1000 for x in sys.stdin.read().split()]; print(f'{statistics.median(v):.2f} ms (min {min(v):.2f}, max {max(v):.2f})')"; }
-timeit() { for _ in $(seq 15); do curl -s -o /dev/null -w '%{time_total}\n' "$@"; done | median; }
 
 # 3. Single operations.
-one_revoke=$(tail -n 15 "$W/serials.txt" | while read -r s; do curl -s -o /dev/null -w '%{time_total}\n' -H "$H" -X POST "$ADDR/v1/pki/revoke" -d "{\"serial_number\":\"$s\"}"; done | median)
+one_revoke=$(revoke_one_more)
 list_all=$( { curl -s -o "$W/list.json" -w '%{time_total}\n' -H "$H" -X LIST "$ADDR/v1/pki/certs"; } | median)
 list_keys=$(python3 -c "import json; print(len(json.load(open('$W/list.json'))['data']['keys']))" 2>/dev/null || echo "?")
 crl_first=$( { curl -s -o "$W/crl.der" -w '%{time_total}\n' "$ADDR/v1/pki/crl"; } | median)
 crl_cached=$(timeit "$ADDR/v1/pki/crl")
 crl_entries=$(openssl crl -inform der -in "$W/crl.der" -noout -text | grep -c "Serial Number" || true)
-curl -s "$ADDR/v1/pki/ca/pem" > "$W/ca.pem"
-last=$(tail -n 1 "$W/serials.txt")
-openssl ocsp -issuer "$W/ca.pem" -serial "0x${last//:/}" -reqout "$W/ocsp.req" -no_nonce > /dev/null 2>&1
-ocsp=$(timeit -H "Content-Type: application/ocsp-request" --data-binary @"$W/ocsp.req" "$ADDR/v1/pki/ocsp")
+ocsp=$(ocsp_time "$(tail -n 1 "$W/serials.txt")")
 rss=$(grep VmHWM /proc/$PID/status | awk '{print $2/1024 " MB"}')
 db=$(du -sh "$W/raft" | cut -f1)
 kill $PID; wait $PID 2>/dev/null || true
