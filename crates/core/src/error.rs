@@ -47,6 +47,16 @@ impl From<StorageError> for CoreError {
         match e {
             StorageError::Sealed => CoreError::Sealed,
             StorageError::InvalidKey(m) => CoreError::BadRequest(m),
+            StorageError::Unavailable(m) => {
+                tracing::warn!(error = %m, "storage unavailable");
+                CoreError::Status(
+                    503,
+                    vec![
+                        "storage is unavailable (the database cannot be reached); retry shortly"
+                            .into(),
+                    ],
+                )
+            }
             other => CoreError::Internal(other.to_string()),
         }
     }

@@ -425,10 +425,23 @@ impl Storage for Barrier {
         };
         let term = Self::term_of(&blob)
             .ok_or_else(|| StorageError::Corrupt(format!("entry {key:?} is malformed")))?;
-        let k = ring.terms.get(&term).ok_or_else(|| {
-            StorageError::Corrupt(format!("entry {key:?} uses unknown term {term}"))
-        })?;
-        Self::open_value(&k.key, key, &blob).map(Some)
+        if let Some(k) = ring.terms.get(&term) {
+            return Self::open_value(&k.key, key, &blob).map(Some);
+        }
+        // Another node over the same storage rotated the key after we loaded the keyring.
+        if term > ring.active {
+            self.reload_keyring().await.map_err(|e| match e {
+                BarrierError::Storage(s) => s,
+                other => StorageError::Corrupt(format!("keyring: {other}")),
+            })?;
+            let ring = self.current()?;
+            if let Some(k) = ring.terms.get(&term) {
+                return Self::open_value(&k.key, key, &blob).map(Some);
+            }
+        }
+        Err(StorageError::Corrupt(format!(
+            "entry {key:?} uses unknown term {term}"
+        )))
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
@@ -459,5 +472,9 @@ impl Storage for Barrier {
 
     fn kind(&self) -> &'static str {
         self.physical.kind()
+    }
+
+    async fn lock(&self, name: &str) -> Result<crate::LockGuard, StorageError> {
+        self.physical.lock(name).await
     }
 }

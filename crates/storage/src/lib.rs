@@ -20,6 +20,8 @@ mod listing;
 pub mod testkit;
 pub mod view;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use barrier::{Barrier, BarrierError};
@@ -34,6 +36,10 @@ pub enum StorageError {
     /// The backend failed (I/O, database error). The text is for operators' logs.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The backend cannot be reached right now (database down, restarting, connection lost):
+    /// the request may succeed if retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A stored value could not be decrypted or decoded.
     #[error("stored entry is corrupt: {0}")]
     Corrupt(String),
@@ -92,8 +98,75 @@ pub trait Storage: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<String>, StorageError>;
 
-    /// The backend's name as `sys/seal-status` reports it (`inmem`, `sqlite`).
+    /// The backend's name as `sys/seal-status` reports it (`inmem`, `sqlite`, `postgresql`).
     fn kind(&self) -> &'static str;
+
+    /// Takes the lock `name`, shared by every node of the cluster, until the guard drops. A
+    /// single-process backend has nothing to coordinate and returns at once: callers hold
+    /// their own in-process lock as well.
+    async fn lock(&self, _name: &str) -> Result<LockGuard, StorageError> {
+        Ok(LockGuard::new(()))
+    }
+
+    /// The cluster services of a backend shared by several nodes (`None`: one node).
+    fn coordination(self: Arc<Self>) -> Option<Arc<dyn Coordination>> {
+        None
+    }
+}
+
+/// Holds a cluster-wide lock from [`Storage::lock`]; dropping it releases the lock.
+pub struct LockGuard(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl LockGuard {
+    /// Wraps whatever keeps the lock held.
+    pub fn new<T: Send + Sync + 'static>(holder: T) -> Self {
+        Self(Box::new(holder))
+    }
+}
+
+/// What other nodes wrote, from [`Coordination::subscribe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These physical keys changed.
+    Keys(Vec<String>),
+    /// Unknown changes (notifications were lost, or too many to list): drop every cache.
+    All,
+}
+
+/// One node of a cluster, as `sys/ha-status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub api_addr: String,
+    pub cluster_addr: String,
+    pub version: String,
+    /// Unix seconds of the last heartbeat.
+    pub last_seen: i64,
+    /// Unix seconds since which it has been the leader, if it is.
+    pub leader_since: Option<i64>,
+}
+
+/// The services several nodes over one shared backend need: a feed of other nodes' writes,
+/// leader election and a registry of live nodes.
+#[async_trait]
+pub trait Coordination: Send + Sync + 'static {
+    /// This process's id in the cluster.
+    fn node_id(&self) -> &str;
+
+    /// Other nodes' writes, from now on (starts the feed on first call).
+    fn subscribe(self: Arc<Self>) -> tokio::sync::broadcast::Receiver<Change>;
+
+    /// Becomes or stays the leader if no other node is; `Ok(true)` while this node leads.
+    async fn try_lead(&self, me: &NodeInfo) -> Result<bool, StorageError>;
+
+    /// Gives up the leadership (sealing, shutting down).
+    async fn step_down(&self);
+
+    /// Records that this node is alive.
+    async fn heartbeat(&self, me: &NodeInfo) -> Result<(), StorageError>;
+
+    /// The nodes seen recently, oldest first.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, StorageError>;
 }
 
 /// Rejects keys Vault would not store: empty segments from `..` games are allowed as bytes,

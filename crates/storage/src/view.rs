@@ -138,4 +138,8 @@ impl Storage for StorageView {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+
+    async fn lock(&self, name: &str) -> Result<crate::LockGuard, StorageError> {
+        self.inner.lock(&self.full(name)).await
+    }
 }
