@@ -2,6 +2,9 @@
 //!
 //! ```hcl
 //! storage "sqlite" { path = "/var/lib/signet/signet.db" }   # or storage "inmem" {}
+//! # or, several nodes over one database (see ARCHITECTURE.md, "Several nodes"):
+//! # storage "postgresql" { connection_url = "postgres://signet:pw@db:5432/signet?sslmode=require"
+//! #                        table = "signet_kv"  max_parallel = 128  ha_enabled = true }
 //! listener "tcp" {
 //!   address = "0.0.0.0:8200"
 //!   tls_cert_file = "/etc/signet/tls.crt"
@@ -27,6 +30,7 @@ use signet_types::hcl::{self as hclconf, Body, ConfError};
 pub enum StorageConfig {
     Inmem,
     Sqlite { path: PathBuf },
+    Postgres(signet_storage::backends::postgres::PostgresOptions),
 }
 
 /// One `listener "tcp"` stanza.
@@ -218,11 +222,58 @@ impl ServerConfig {
                         path: resolve(path, &p),
                     }
                 }
+                "postgresql" | "postgres" => {
+                    b.body.reject_unknown(
+                        &[
+                            "connection_url",
+                            "table",
+                            "max_parallel",
+                            "ha_enabled",
+                            "tls_ca_file",
+                            "max_idle_connections",
+                            "ha_table",
+                            "skip_create_table",
+                            "max_connect_retries",
+                        ],
+                        &[],
+                        &ctx,
+                    )?;
+                    // Vault reads the URL from the environment when the file leaves it out.
+                    let mut o = signet_storage::backends::postgres::PostgresOptions {
+                        connection_url: match b.body.string("connection_url")? {
+                            Some(u) if !u.is_empty() => u,
+                            _ => std::env::var("VAULT_PG_CONNECTION_URL").unwrap_or_default(),
+                        },
+                        ..Default::default()
+                    };
+                    if o.connection_url.is_empty() {
+                        return Err(body.error(
+                            b.line,
+                            "storage \"postgresql\" needs connection_url = \"postgres://user:password@host:5432/db\" (or VAULT_PG_CONNECTION_URL)",
+                        ));
+                    }
+                    if let Some(t) = b.body.string("table")?.filter(|t| !t.is_empty()) {
+                        o.table = t;
+                    }
+                    if let Some(n) = b.body.i64("max_parallel")? {
+                        if n < 1 {
+                            return Err(body.error(b.line, "max_parallel must be at least 1"));
+                        }
+                        o.max_parallel = n as usize;
+                    }
+                    if let Some(h) = b.body.bool("ha_enabled")? {
+                        o.ha_enabled = h;
+                    }
+                    if let Some(f) = b.body.string("tls_ca_file")?.filter(|f| !f.is_empty()) {
+                        o.tls_ca_file = Some(resolve(path, &f));
+                    }
+                    StorageConfig::Postgres(o)
+                }
                 other => {
                     return Err(body.error(
                         b.line,
                         format!(
-                        "unknown storage type {other:?}: signet supports \"sqlite\" and \"inmem\""
+                        "unknown storage type {other:?}: signet supports \"sqlite\", \"postgresql\" and \"inmem\""
                     ),
                     ))
                 }

@@ -454,13 +454,21 @@ pub trait Backend: Send + Sync + 'static {
     async fn periodic(&self, _env: Env) -> CoreResult<()> {
         Ok(())
     }
+
+    /// Another node wrote `key` (relative to the mount's storage), or `None`: anything may
+    /// have changed. Drop whatever in-memory copy depends on it.
+    fn invalidate(&self, _key: Option<&str>) {}
 }
+
+/// An engine's cache invalidation hook (see [`Backend::invalidate`]).
+pub type Invalidator<S> = Arc<dyn Fn(&S, Option<&str>) + Send + Sync>;
 
 /// A [`Backend`] made of path specs over engine state `S`.
 pub struct PathBackend<S> {
     state: Arc<S>,
     specs: Vec<PathSpec<S>>,
     periodic: Option<Handler<S>>,
+    invalidator: Option<Invalidator<S>>,
 }
 
 impl<S: Send + Sync + 'static> PathBackend<S> {
@@ -469,7 +477,14 @@ impl<S: Send + Sync + 'static> PathBackend<S> {
             state,
             specs,
             periodic: None,
+            invalidator: None,
         }
+    }
+
+    /// Sets the engine's cache invalidation (see [`Backend::invalidate`]).
+    pub fn with_invalidate(mut self, f: Invalidator<S>) -> Self {
+        self.invalidator = Some(f);
+        self
     }
 
     /// Sets the engine's background work (see [`Backend::periodic`]); the handler gets a
@@ -691,6 +706,12 @@ impl<S: Send + Sync + 'static> Backend for PathBackend<S> {
             meta: env.meta,
         };
         h(self.state.clone(), ctx).await.map(|_| ())
+    }
+
+    fn invalidate(&self, key: Option<&str>) {
+        if let Some(f) = &self.invalidator {
+            f(&self.state, key);
+        }
     }
 
     fn route(&self, path: &str) -> Option<RouteInfo> {

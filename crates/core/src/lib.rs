@@ -10,6 +10,7 @@
 //! Nothing here knows HTTP; [`CoreError`] is mapped to status codes by the `http` crate.
 
 pub mod audit;
+mod cluster;
 pub mod error;
 pub mod framework;
 pub mod mounts;
@@ -131,12 +132,28 @@ pub struct Core {
     audit: audit::AuditBroker,
     /// Serialises seal transitions and mount-table changes.
     state_lock: tokio::sync::Mutex<()>,
+    /// The cluster services of a shared storage (`None`: a single node). See `cluster.rs`.
+    coord: Option<Arc<dyn signet_storage::Coordination>>,
+    /// Whether this node holds the leader lock (meaningful only with `coord`).
+    leader: std::sync::atomic::AtomicBool,
+    leader_since: std::sync::atomic::AtomicU64,
+    /// What this node advertises to the others.
+    node: RwLock<signet_storage::NodeInfo>,
 }
 
 impl Core {
     /// Builds a sealed core over a physical backend.
     pub fn new(physical: Arc<dyn Storage>, options: CoreOptions) -> Arc<Core> {
         let tokens = Arc::new(TokenStore::new());
+        let coord = physical.clone().coordination();
+        let node = signet_storage::NodeInfo {
+            node_id: coord
+                .as_ref()
+                .map(|c| c.node_id().to_string())
+                .unwrap_or_default(),
+            version: VERSION.to_string(),
+            ..Default::default()
+        };
         Arc::new_cyclic(|weak: &Weak<Core>| Core {
             barrier: Arc::new(Barrier::new(physical)),
             registry: options.registry,
@@ -151,12 +168,21 @@ impl Core {
             audit: audit::AuditBroker::new(options.audit)
                 .with_api(options.audit_factory, options.allow_api_audit),
             state_lock: tokio::sync::Mutex::new(()),
+            coord,
+            leader: std::sync::atomic::AtomicBool::new(false),
+            leader_since: std::sync::atomic::AtomicU64::new(0),
+            node: RwLock::new(node),
         })
     }
 
     /// The barrier (for tests and the storage-facing tools).
     pub fn barrier(&self) -> &Arc<Barrier> {
         &self.barrier
+    }
+
+    /// How this node unseals.
+    pub fn seal_kind(&self) -> &SealKind {
+        &self.seal_kind
     }
 
     /// The token store.
@@ -479,8 +505,9 @@ impl Core {
         Ok(entry.auth_json(token.expose_secret(), now))
     }
 
-    /// Starts the periodic housekeeping (expired-token sweep) on the current runtime. The task
-    /// holds a weak reference and ends when the core is dropped.
+    /// Starts the periodic housekeeping (expired-token sweep, each mount's background work) on
+    /// the current runtime; over a shared storage it runs on the leader only. The task holds a
+    /// weak reference and ends when the core is dropped.
     pub fn start_maintenance(self: &Arc<Self>, every: std::time::Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -489,7 +516,8 @@ impl Core {
             loop {
                 tick.tick().await;
                 let Some(core) = weak.upgrade() else { break };
-                if core.is_sealed() {
+                // Over a shared storage, only the leader sweeps and rebuilds.
+                if core.is_sealed() || !core.is_leader() {
                     continue;
                 }
                 match core.tokens.tidy().await {

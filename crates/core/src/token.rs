@@ -306,6 +306,11 @@ impl TokenStore {
         }
     }
 
+    /// Drops the cached entry of one token (another node changed or revoked it).
+    pub fn forget(&self, id_hash: &str) {
+        self.cache_remove(id_hash);
+    }
+
     /// Drops every cached entry (another node changed tokens, or the store was sealed).
     pub fn invalidate_cache(&self) {
         if let Ok(mut c) = self.cache.write() {

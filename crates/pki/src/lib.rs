@@ -35,8 +35,8 @@ pub struct Pki {
     signers: std::sync::Mutex<std::collections::HashMap<String, Arc<signet_crypto::x509::Signer>>>,
     /// Read-through cache of the small configuration records every issuance reads (issuer,
     /// role, URLs, CRL config). Every write to one of them goes through [`Pki::put`] or
-    /// [`Pki::delete`], which drop the cached copy. Single-node: several nodes over a shared
-    /// database will need invalidation notifications (the PostgreSQL issue).
+    /// [`Pki::delete`], which drop the cached copy; other nodes' writes arrive through
+    /// [`Pki::invalidate`] (the core's change feed).
     records: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
     /// Serialises changes to the set of issuers and keys (see `issuers.rs`).
     pub(crate) issuers_lock: tokio::sync::Mutex<()>,
@@ -139,6 +139,36 @@ impl Pki {
         Ok(out?)
     }
 
+    /// Another node wrote `key` (`None`: anything): drop the copies that depend on it.
+    fn invalidate(&self, key: Option<&str>) {
+        match key {
+            Some(k) => {
+                self.forget(k);
+                if k.starts_with("crl/") {
+                    if let Ok(mut m) = self.crl_cache.lock() {
+                        m.clear();
+                    }
+                }
+                if k.starts_with(issuers::KEY_PREFIX) || k.starts_with(issuers::ISSUER_PREFIX) {
+                    if let Ok(mut m) = self.signers.lock() {
+                        m.clear();
+                    }
+                }
+            }
+            None => {
+                if let Ok(mut m) = self.records.write() {
+                    m.clear();
+                }
+                if let Ok(mut m) = self.crl_cache.lock() {
+                    m.clear();
+                }
+                if let Ok(mut m) = self.signers.lock() {
+                    m.clear();
+                }
+            }
+        }
+    }
+
     pub(crate) fn cached_signer(&self, key: &str) -> Option<Arc<signet_crypto::x509::Signer>> {
         self.signers.lock().ok().and_then(|m| m.get(key).cloned())
     }
@@ -173,6 +203,7 @@ pub fn backend() -> PathBackend<Pki> {
     specs.extend(path_issue_sign::specs());
     PathBackend::new(Arc::new(Pki::default()), specs)
         .with_periodic(signet_core::framework::handler(path_config_crl::periodic))
+        .with_invalidate(Arc::new(Pki::invalidate))
 }
 
 /// DER of a stored PEM certificate.

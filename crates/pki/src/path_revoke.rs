@@ -368,8 +368,13 @@ pub(crate) async fn current_crl(
             return Ok(der);
         }
     }
-    // One builder at a time; whoever waited finds the CRL the first one built.
+    // One builder at a time, in this process and (through the storage's cluster-wide lock)
+    // across the nodes sharing the database; whoever waited finds the CRL the first one built.
     let _guard = pki.crl_lock.lock().await;
+    let _cluster_guard = c
+        .storage
+        .lock(&format!("crl-build/{}", issuer.issuer_id))
+        .await?;
     let now = now_secs() as i64;
     if !force {
         if let Some(der) = cached(now) {

@@ -162,7 +162,8 @@ pub trait Coordination: Send + Sync + 'static {
     /// Gives up the leadership (sealing, shutting down).
     async fn step_down(&self);
 
-    /// Records that this node is alive.
+    /// Records that this node is alive and not leading ([`Coordination::try_lead`] records
+    /// the nodes that call it, leading or not).
     async fn heartbeat(&self, me: &NodeInfo) -> Result<(), StorageError>;
 
     /// The nodes seen recently, oldest first.

@@ -43,7 +43,7 @@ fn open(table: &str) -> Arc<PostgresStorage> {
             connection_url: pg_url(),
             table: table.to_string(),
             max_parallel: 16,
-            tls_ca_file: None,
+            ..Default::default()
         })
         .unwrap(),
     )

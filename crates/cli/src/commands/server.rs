@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
-use signet_core::{Core, CoreOptions, Registry, SealKind};
+use signet_core::{Core, CoreError, CoreOptions, Registry, SealKind};
 use signet_http::{HttpOptions, DEFAULT_MAX_REQUEST_SIZE};
-use signet_storage::backends::{inmem::InmemStorage, sqlite::SqliteStorage};
+use signet_storage::backends::{
+    inmem::InmemStorage, postgres::PostgresStorage, sqlite::SqliteStorage,
+};
 use signet_storage::Storage;
 use signet_types::Secret;
 use tokio::sync::watch;
@@ -254,6 +256,10 @@ async fn serve(parsed: flags::Parsed, started: Instant) -> anyhow::Result<()> {
                 }
                 Arc::new(SqliteStorage::open(path).map_err(|e| anyhow!("{e}"))?)
             }
+            Some(StorageConfig::Postgres(o)) => {
+                // Connects lazily: a database that is down at start is retried, not fatal.
+                Arc::new(PostgresStorage::new(o.clone()).map_err(|e| anyhow!("{e}"))?)
+            }
         }
     };
     if listeners.is_empty() {
@@ -344,11 +350,27 @@ Development mode should NOT be used in production installations!\n",
     } else {
         match core.auto_unseal().await {
             Ok(true) => tracing::info!("unsealed with the seal key file"),
-            Ok(false) => {}
+            Ok(false) => spawn_auto_unseal_retry(core.clone()),
+            Err(CoreError::Status(503, _)) => {
+                tracing::warn!("storage unavailable at start; the node stays sealed and retries");
+                spawn_auto_unseal_retry(core.clone());
+            }
             Err(e) => bail!("auto-unseal failed: {e}"),
         }
     }
 
+    let first = bound[0].0.local_addr()?;
+    let scheme = if bound[0].1.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let api_addr = cfg
+        .api_addr
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{first}"));
+    core.set_advertise(&api_addr, cfg.cluster_addr.as_deref().unwrap_or(""));
+    core.start_cluster();
     core.start_maintenance(std::time::Duration::from_secs(60));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -381,6 +403,34 @@ Development mode should NOT be used in production installations!\n",
     }
     core.seal().await.ok();
     Ok(())
+}
+
+/// With a seal key file, keeps trying to unseal while sealed: the storage was unreachable at
+/// start, or another node of the cluster has not initialised it yet. Backs off to 5 s; stops
+/// once unsealed (a later `sys/seal` is the operator's decision and stays).
+fn spawn_auto_unseal_retry(core: Arc<Core>) {
+    if !matches!(core.seal_kind(), SealKind::File(_)) {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_millis(500);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            if !core.is_sealed() {
+                return;
+            }
+            match core.auto_unseal().await {
+                Ok(true) => {
+                    tracing::info!("unsealed with the seal key file");
+                    return;
+                }
+                Ok(false) => {}
+                Err(CoreError::Status(503, _)) => {}
+                Err(e) => tracing::error!(error = %e, "auto-unseal failed"),
+            }
+        }
+    });
 }
 
 /// Reopens the audit devices on SIGHUP (logrotate moved the file away).

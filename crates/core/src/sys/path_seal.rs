@@ -160,6 +160,16 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
             )
             .help("Returns the high availability status.", "")
             .unauthenticated(),
+        PathSpec::new("ha-status")
+            .op(
+                Operation::Read,
+                "Returns the nodes of the cluster and which one leads.",
+                handler(ha_status),
+            )
+            .help(
+                "Returns the high availability status of the cluster's nodes.",
+                "",
+            ),
         PathSpec::new("rotate/keyring")
             .op(
                 Operation::Update,
@@ -263,8 +273,13 @@ async fn seal(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
     Ok(None)
 }
 
-async fn leader(_s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
-    Ok(Some(Response::raw_json(200, &json!({"ha_enabled": false}))))
+async fn leader(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
+    let body = s.core()?.leader_status().await;
+    Ok(Some(Response::raw_json(200, &body)))
+}
+
+async fn ha_status(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
+    super::top(s.core()?.ha_status().await?).map(Ok).transpose()
 }
 
 async fn rotate(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {

@@ -55,7 +55,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const NODE_STALE_SECS: i32 = 30;
 
 /// The `storage "postgresql"` stanza.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// `postgres://user:password@host:port/db?sslmode=...`; also libpq's `key=value` form.
     /// `sslmode=verify-ca|verify-full` and `sslrootcert=FILE` are understood here.
@@ -66,6 +66,9 @@ pub struct PostgresOptions {
     pub max_parallel: usize,
     /// CA bundle that verifies the database's certificate (also `sslrootcert` in the URL).
     pub tls_ca_file: Option<PathBuf>,
+    /// Several nodes share the table (default): change feed and leader election on. `false`
+    /// declares this the only node.
+    pub ha_enabled: bool,
 }
 
 impl std::fmt::Debug for PostgresOptions {
@@ -85,6 +88,7 @@ impl Default for PostgresOptions {
             table: "signet_kv".into(),
             max_parallel: 128,
             tls_ca_file: None,
+            ha_enabled: true,
         }
     }
 }
@@ -109,7 +113,8 @@ pub struct PostgresStorage {
     node_id: String,
     changes: broadcast::Sender<Change>,
     listener_started: AtomicBool,
-    leader_conn: Mutex<Option<Client>>,
+    leader_conn: Mutex<Option<(Client, bool)>>,
+    ha_enabled: bool,
 }
 
 fn valid_table(t: &str) -> bool {
@@ -369,6 +374,7 @@ impl PostgresStorage {
             changes,
             listener_started: AtomicBool::new(false),
             leader_conn: Mutex::new(None),
+            ha_enabled: opts.ha_enabled,
         })
     }
 
@@ -660,7 +666,11 @@ impl Storage for PostgresStorage {
     }
 
     fn coordination(self: Arc<Self>) -> Option<Arc<dyn Coordination>> {
-        Some(self)
+        if self.ha_enabled {
+            Some(self)
+        } else {
+            None
+        }
     }
 }
 
@@ -679,35 +689,50 @@ impl Coordination for PostgresStorage {
     async fn try_lead(&self, me: &NodeInfo) -> Result<bool, StorageError> {
         self.ready().await?;
         let mut slot = self.leader_conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            if !c.is_closed() && c.simple_query("SELECT 1").await.is_ok() {
-                // Still our session, so still our lock.
-                self.heartbeat_on(c, me, true).await?;
-                return Ok(true);
-            }
+        // One session per node for the election, kept between attempts: the lock belongs to
+        // it, so losing the session is losing the leadership.
+        let usable = match slot.as_ref() {
+            Some((c, _)) => !c.is_closed() && c.simple_query("SELECT 1").await.is_ok(),
+            None => false,
+        };
+        if !usable {
             *slot = None;
+            *slot = Some((self.dedicated().await?, false));
         }
-        let c = self.dedicated().await?;
-        let got: bool = c
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&self.sql.lock_key_leader],
-            )
-            .await
-            .map_err(pg_err)?
-            .get(0);
-        if got {
-            let t = &self.table;
-            c.execute(
-                &format!("UPDATE {t}_nodes SET leader_since = NULL WHERE node_id <> $1"),
-                &[&me.node_id],
-            )
-            .await
-            .map_err(pg_err)?;
-            self.heartbeat_on(&c, me, true).await?;
-            *slot = Some(c);
+        let Some((c, holding)) = slot.as_mut() else {
+            return Ok(false);
+        };
+        if !*holding {
+            let got: bool = match c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                    &[&self.sql.lock_key_leader],
+                )
+                .await
+            {
+                Ok(row) => row.get(0),
+                Err(e) => {
+                    *slot = None;
+                    return Err(pg_err(e));
+                }
+            };
+            if got {
+                let t = &self.table;
+                c.execute(
+                    &format!("UPDATE {t}_nodes SET leader_since = NULL WHERE node_id <> $1"),
+                    &[&me.node_id],
+                )
+                .await
+                .map_err(pg_err)?;
+                *holding = true;
+            }
         }
-        Ok(got)
+        let leading = *holding;
+        if let Err(e) = self.heartbeat_on(c, me, leading).await {
+            *slot = None;
+            return Err(e);
+        }
+        Ok(leading)
     }
 
     async fn step_down(&self) {
@@ -775,7 +800,7 @@ impl PostgresStorage {
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (node_id) DO UPDATE SET api_addr = EXCLUDED.api_addr,
                    cluster_addr = EXCLUDED.cluster_addr, version = EXCLUDED.version,
-                   last_seen = now()"
+                   last_seen = now(), leader_since = NULL"
             )
         };
         c.execute(
