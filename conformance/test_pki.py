@@ -117,6 +117,9 @@ def test_seed_004_intermediate_and_cert_manager_sign(target):
         f.write(crl.content)
     text = sh(["openssl", "crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text"], d).stdout.lower()
     assert data["serial_number"].replace(":", "") in text
+    # So does the certificate's own record.
+    rec = target.req("GET", f"{inter}/cert/{data['serial_number']}").json()["data"]
+    assert rec["revocation_time"] > 0 and rec["revocation_time_rfc3339"].endswith("Z"), rec
     # The OCSP responder agrees, checked by openssl.
     o = sh(["openssl", "ocsp", "-issuer", "chain.pem", "-cert", "leaf.pem", "-url", target.url(f"{inter}/ocsp"),
             "-CAfile", "root.pem", "-verify_other", "chain.pem"], d)

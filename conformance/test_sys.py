@@ -60,7 +60,13 @@ def test_seal_status(target):
 
 def test_leader_and_init(target):
     r = target.req("GET", "sys/leader", token=None)
-    assert r.status_code == 200 and r.json() == {"ha_enabled": False}
+    if target.kind == "signet-pg":
+        # A node of a cluster: HA is on, and some node (maybe this one) leads.
+        body = r.json()
+        assert r.status_code == 200 and body["ha_enabled"] is True, body
+        assert body["leader_address"].startswith("http://127.0.0.1:"), body
+    else:
+        assert r.status_code == 200 and r.json() == {"ha_enabled": False}
     r = target.req("GET", "sys/init", token=None)
     assert r.status_code == 200 and r.json() == {"initialized": True}
 
@@ -98,7 +104,13 @@ def test_bao_status_unsealed(target):
     assert "Sealed" in r.stdout and "false" in r.stdout
     status = json.loads(ok(target.cli("status", "-format=json", token=None)).stdout)
     assert status["sealed"] is False and status["initialized"] is True and status["type"] == "shamir"
-    assert status["ha_enabled"] is False
+    if target.kind == "signet-pg":
+        # A cluster node: the CLI shows HA on, the leader's address, and this node's role.
+        assert status["ha_enabled"] is True, status
+        assert status["leader_address"].startswith("http://127.0.0.1:"), status
+        assert "HA Enabled" in r.stdout and "HA Mode" in r.stdout, r.stdout
+    else:
+        assert status["ha_enabled"] is False
 
 
 def test_ui_mounts_refuses_a_bad_token(target):

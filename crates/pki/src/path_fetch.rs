@@ -10,7 +10,7 @@ use signet_storage::Storage;
 use signet_types::FieldType;
 
 use crate::issuers;
-use crate::storage::{cert_key, CertRecord, CERTS_PREFIX};
+use crate::storage::{cert_key, CertRecord, RevokedEntry, CERTS_PREFIX, REVOKED_PREFIX};
 use crate::Pki;
 
 #[derive(Clone, Copy)]
@@ -168,11 +168,27 @@ async fn fetch_cert(s: Arc<Pki>, c: Ctx, form: Form) -> CoreResult<Option<Respon
             "application/pem-certificate-chain",
             format!("{}\n", rec.certificate).into_bytes(),
         ),
-        Form::Json => Some(Response::json(json!({
-            "certificate": rec.certificate,
-            "revocation_time": 0,
-            "revocation_time_rfc3339": "",
-        }))),
+        Form::Json => {
+            let revoked: Option<RevokedEntry> = c
+                .storage
+                .get_json(&format!(
+                    "{REVOKED_PREFIX}{}",
+                    serial.to_lowercase().replace(':', "-")
+                ))
+                .await?;
+            let (at, at_text) = match revoked {
+                Some(r) if r.revoked_at > 0 => (
+                    r.revoked_at,
+                    signet_core::token::rfc3339(r.revoked_at as u64),
+                ),
+                _ => (0, String::new()),
+            };
+            Some(Response::json(json!({
+                "certificate": rec.certificate,
+                "revocation_time": at,
+                "revocation_time_rfc3339": at_text,
+            })))
+        }
     })
 }
 
