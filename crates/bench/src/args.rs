@@ -75,7 +75,9 @@ impl Workload {
 /// Where to connect and the mount names every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Server address, http://HOST:PORT [env: VAULT_ADDR, BAO_ADDR; default http://127.0.0.1:8200]
+    /// Server address, http://HOST:PORT [env: VAULT_ADDR, BAO_ADDR; default http://127.0.0.1:8200].
+    /// `run` also takes several, comma-separated (the nodes of a cluster): the clients are
+    /// spread over them evenly.
     #[arg(long)]
     pub addr: Option<String>,
     /// Token for authenticated requests [env: VAULT_TOKEN, BAO_TOKEN]

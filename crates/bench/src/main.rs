@@ -99,7 +99,15 @@ async fn setup(a: SetupArgs) -> anyhow::Result<ExitCode> {
 async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let addr = a.common.resolved_addr();
     let token = need_token(&a.common)?;
-    let target = http::Target::resolve(&addr).await?;
+    // `--addr A,B,C`: the nodes of one cluster; preparation talks to the first.
+    let mut targets = Vec::new();
+    for one in addr.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        targets.push(http::Target::resolve(one).await?);
+    }
+    let target = targets
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no server address given"))?;
     let nonce = format!(
         "{:x}",
         SystemTime::now()
@@ -110,6 +118,7 @@ async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let ctx = Arc::new(Ctx {
         target,
+        targets,
         timeout: a.common.timeout,
         token,
         mount: a.common.mount.clone(),

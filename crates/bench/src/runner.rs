@@ -70,7 +70,7 @@ pub async fn run(
         let hist = new_histogram()?;
         tasks.spawn(async move {
             let mut client = Client {
-                conn: ctx.conn(),
+                conn: ctx.conn_for(id),
                 id,
                 seq: 0,
             };

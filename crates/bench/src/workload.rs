@@ -24,6 +24,9 @@ const KV_VALUE: &str = r#"{"value":"0123456789abcdef0123456789abcdef"}"#;
 /// What every operation of a run shares.
 pub struct Ctx {
     pub target: Arc<Target>,
+    /// Every server of a `--addr A,B,C` run (the first is `target`): client N talks to
+    /// `targets[N % len]`, so the load spreads evenly over the nodes of a cluster.
+    pub targets: Vec<Arc<Target>>,
     pub timeout: Duration,
     pub token: String,
     pub mount: String,
@@ -40,6 +43,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn conn(&self) -> Conn {
         Conn::new(self.target.clone(), self.timeout)
+    }
+
+    /// The connection of client `id` (see [`Ctx::targets`]).
+    pub fn conn_for(&self, id: usize) -> Conn {
+        match self.targets.get(id % self.targets.len().max(1)) {
+            Some(t) => Conn::new(t.clone(), self.timeout),
+            None => self.conn(),
+        }
     }
 
     fn pki(&self, rest: &str) -> String {

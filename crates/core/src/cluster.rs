@@ -57,6 +57,15 @@ impl Core {
         let Some(coord) = self.coord.clone() else {
             return;
         };
+        // Keys no cache depends on are not announced: an engine's `uncached` prefixes and the
+        // token store's indexes (only `sys/token/id/` is cached).
+        let weak_quiet = Arc::downgrade(self);
+        coord.set_quiet(Arc::new(move |key: &str| {
+            let Some(core) = weak_quiet.upgrade() else {
+                return false;
+            };
+            core.is_uncached(key)
+        }));
         let mut feed = coord.clone().subscribe();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -110,6 +119,28 @@ impl Core {
             tracing::warn!(node = %me.node_id, "lost the leadership");
         }
         self.leader.store(now, Ordering::SeqCst);
+    }
+
+    fn is_uncached(&self, key: &str) -> bool {
+        if key.starts_with("sys/token/parent/") || key.starts_with("sys/token/accessor/") {
+            return true;
+        }
+        let Some((t, rest)) = key
+            .strip_prefix("logical/")
+            .map(|r| (Table::Secrets, r))
+            .or_else(|| key.strip_prefix("auth/").map(|r| (Table::Auth, r)))
+        else {
+            return false;
+        };
+        let Some((uuid, rel)) = rest.split_once('/') else {
+            return false;
+        };
+        let table = self.mount_table();
+        table
+            .mounts
+            .iter()
+            .find(|m| m.table == t && m.entry.uuid == uuid)
+            .is_some_and(|m| m.backend.uncached(rel))
     }
 
     /// Applies what another node wrote to this node's in-memory state.

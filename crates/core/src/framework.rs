@@ -458,6 +458,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Another node wrote `key` (relative to the mount's storage), or `None`: anything may
     /// have changed. Drop whatever in-memory copy depends on it.
     fn invalidate(&self, _key: Option<&str>) {}
+
+    /// Whether no in-memory copy anywhere depends on `key` (relative to the mount's storage):
+    /// writes of such keys are not announced to other nodes (see `Coordination::set_quiet`).
+    fn uncached(&self, _key: &str) -> bool {
+        false
+    }
 }
 
 /// An engine's cache invalidation hook (see [`Backend::invalidate`]).
@@ -469,6 +475,7 @@ pub struct PathBackend<S> {
     specs: Vec<PathSpec<S>>,
     periodic: Option<Handler<S>>,
     invalidator: Option<Invalidator<S>>,
+    uncached: &'static [&'static str],
 }
 
 impl<S: Send + Sync + 'static> PathBackend<S> {
@@ -478,7 +485,14 @@ impl<S: Send + Sync + 'static> PathBackend<S> {
             specs,
             periodic: None,
             invalidator: None,
+            uncached: &[],
         }
+    }
+
+    /// Storage prefixes no cache of the engine depends on (see [`Backend::uncached`]).
+    pub fn with_uncached(mut self, prefixes: &'static [&'static str]) -> Self {
+        self.uncached = prefixes;
+        self
     }
 
     /// Sets the engine's cache invalidation (see [`Backend::invalidate`]).
@@ -712,6 +726,10 @@ impl<S: Send + Sync + 'static> Backend for PathBackend<S> {
         if let Some(f) = &self.invalidator {
             f(&self.state, key);
         }
+    }
+
+    fn uncached(&self, key: &str) -> bool {
+        self.uncached.iter().any(|p| key.starts_with(p))
     }
 
     fn route(&self, path: &str) -> Option<RouteInfo> {

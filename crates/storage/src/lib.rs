@@ -168,7 +168,15 @@ pub trait Coordination: Send + Sync + 'static {
 
     /// The nodes seen recently, oldest first.
     async fn nodes(&self) -> Result<Vec<NodeInfo>, StorageError>;
+
+    /// Tells the change feed which keys no node caches (`quiet(key)` is true): writes of only
+    /// such keys notify nobody. Certificate inventories are most of the writes and no cache
+    /// depends on them.
+    fn set_quiet(&self, quiet: QuietKeys);
 }
+
+/// See [`Coordination::set_quiet`].
+pub type QuietKeys = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Rejects keys Vault would not store: empty segments from `..` games are allowed as bytes,
 /// but NUL bytes are not.

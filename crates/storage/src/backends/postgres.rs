@@ -97,6 +97,8 @@ impl Default for PostgresOptions {
 struct Sql {
     get: String,
     apply: String,
+    /// `apply` without the notification, when no key of the batch is cached anywhere.
+    apply_quiet: String,
     list: String,
     channel: String,
     lock_key_leader: String,
@@ -115,6 +117,7 @@ pub struct PostgresStorage {
     listener_started: AtomicBool,
     leader_conn: Mutex<Option<(Client, bool)>>,
     ha_enabled: bool,
+    quiet: std::sync::RwLock<Option<crate::QuietKeys>>,
 }
 
 fn valid_table(t: &str) -> bool {
@@ -340,6 +343,12 @@ impl PostgresStorage {
                               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value)
                  SELECT pg_notify($4, $5)"
             ),
+            apply_quiet: format!(
+                "WITH del AS (DELETE FROM {t} WHERE key = ANY($1::bytea[]))
+                 INSERT INTO {t} (key, value)
+                 SELECT * FROM unnest($2::bytea[], $3::bytea[])
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
             // $1: first key to consider (inclusive), $2: exclusive upper bound of the prefix,
             // $3: length of the prefix + 1, $4: most children.
             list: format!(
@@ -375,6 +384,7 @@ impl PostgresStorage {
             listener_started: AtomicBool::new(false),
             leader_conn: Mutex::new(None),
             ha_enabled: opts.ha_enabled,
+            quiet: std::sync::RwLock::new(None),
         })
     }
 
@@ -586,18 +596,38 @@ impl Storage for PostgresStorage {
                 None => del.push(k.as_bytes()),
             }
         }
-        let keys: Vec<&str> = last.keys().copied().collect();
-        let payload = self.payload(&keys);
+        // Only keys some node may cache are announced; none at all without other nodes.
+        let keys: Vec<&str> = if self.ha_enabled {
+            let quiet = self.quiet.read().ok().and_then(|q| q.clone());
+            last.keys()
+                .copied()
+                .filter(|k| !quiet.as_ref().is_some_and(|q| q(k)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.ready().await?;
         let client = self.pool.get().await.map_err(pool_err)?;
-        let stmt = client
-            .prepare_cached(&self.sql.apply)
-            .await
-            .map_err(pg_err)?;
-        client
-            .execute(&stmt, &[&del, &put_k, &put_v, &self.sql.channel, &payload])
-            .await
-            .map_err(pg_err)?;
+        if keys.is_empty() {
+            let stmt = client
+                .prepare_cached(&self.sql.apply_quiet)
+                .await
+                .map_err(pg_err)?;
+            client
+                .execute(&stmt, &[&del, &put_k, &put_v])
+                .await
+                .map_err(pg_err)?;
+        } else {
+            let payload = self.payload(&keys);
+            let stmt = client
+                .prepare_cached(&self.sql.apply)
+                .await
+                .map_err(pg_err)?;
+            client
+                .execute(&stmt, &[&del, &put_k, &put_v, &self.sql.channel, &payload])
+                .await
+                .map_err(pg_err)?;
+        }
         Ok(())
     }
 
@@ -733,6 +763,12 @@ impl Coordination for PostgresStorage {
             return Err(e);
         }
         Ok(leading)
+    }
+
+    fn set_quiet(&self, quiet: crate::QuietKeys) {
+        if let Ok(mut q) = self.quiet.write() {
+            *q = Some(quiet);
+        }
     }
 
     async fn step_down(&self) {
