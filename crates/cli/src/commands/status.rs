@@ -81,7 +81,28 @@ fn print_seal_status(s: &Value, leader: Option<&Value>) {
         .and_then(|l| l.get("ha_enabled"))
         .map(common::cell)
         .unwrap_or_else(|| "false".into());
+    let ha_on = ha == "true";
     rows.push(vec!["HA Enabled".into(), ha]);
+    // As the vault CLI: the cluster address, this node's mode, and where the leader is.
+    if let (true, Some(l)) = (ha_on, leader) {
+        let text = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let cluster = text("leader_cluster_address");
+        rows.push(vec![
+            "HA Cluster".into(),
+            if cluster.is_empty() {
+                "n/a".into()
+            } else {
+                cluster
+            },
+        ]);
+        if l.get("is_self").and_then(|v| v.as_bool()) == Some(true) {
+            rows.push(vec!["HA Mode".into(), "active".into()]);
+            rows.push(vec!["Active Since".into(), text("active_time")]);
+        } else {
+            rows.push(vec!["HA Mode".into(), "standby".into()]);
+            rows.push(vec!["Active Node Address".into(), text("leader_address")]);
+        }
+    }
     table(&["Key", "Value"], &rows);
 }
 
