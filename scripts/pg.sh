@@ -3,6 +3,7 @@
 #
 #   scripts/pg.sh ensure    # initialise (once) and start; prints the connection URL
 #   scripts/pg.sh url       # the connection URL
+#   scripts/pg.sh ca        # the CA file that verifies the server's TLS certificate
 #   scripts/pg.sh stop | start | restart [fast|immediate] | status
 #
 # Data lives in $SIGNET_PG_DIR (default /tmp/signet-pg-<uid>), the server listens on
@@ -40,6 +41,30 @@ as_owner() {
   fi
 }
 
+# TLS: a throw-away CA ($DIR/ca.pem) and a server certificate for 127.0.0.1/localhost, so the
+# tests can connect with sslmode=verify-full. The role `signet_tls` may log in over TLS only
+# (pg_hba rejects it in clear), which proves a connection was encrypted.
+tls() {
+  [ -f "$DIR/data/server.crt" ] && return
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=signet test PostgreSQL CA" -keyout "$DIR/ca.key" -out "$DIR/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$DIR/server.key" -out "$DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$DIR/san.ext"
+  openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$DIR/san.ext" -out "$DIR/server.crt" 2>/dev/null
+  install -m 0600 "$DIR/server.key" "$DIR/data/server.key"
+  install -m 0644 "$DIR/server.crt" "$DIR/data/server.crt"
+  chmod 0644 "$DIR/ca.pem"
+  echo "ssl = on" >>"$DIR/data/postgresql.conf"
+  { echo "hostnossl all signet_tls 127.0.0.1/32 reject"; echo "hostssl all signet_tls 127.0.0.1/32 trust"; cat "$DIR/data/pg_hba.conf"; } \
+    >"$DIR/pg_hba.new"
+  cp "$DIR/pg_hba.new" "$DIR/data/pg_hba.conf"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$DIR/data/server.key" "$DIR/data/server.crt" "$DIR/data/pg_hba.conf"
+  fi
+}
+
 init() {
   if [ -f "$DIR/data/PG_VERSION" ]; then
     return
@@ -58,6 +83,7 @@ max_connections = 400
 shared_buffers = 128MB
 log_min_messages = warning
 EOF
+  tls
 }
 
 running() {
@@ -69,12 +95,17 @@ start() {
   if ! running; then
     as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null \
       || { tail -20 "$DIR/server.log" >&2; exit 1; }
+    local psql="$BIN/psql"
+    [ -x "$psql" ] || psql="$(command -v psql)"
+    "$psql" -q -h 127.0.0.1 -p "$PORT" -U signet -d postgres -c \
+      "DO \$\$ BEGIN CREATE ROLE signet_tls LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" >/dev/null
   fi
 }
 
 case "${1:-ensure}" in
   ensure) start; echo "$URL" ;;
   url) echo "$URL" ;;
+  ca) echo "$DIR/ca.pem" ;;
   start) start ;;
   stop) running && as_owner "$BIN/pg_ctl" -D "$DIR/data" -m "${2:-fast}" -w stop >/dev/null || true ;;
   restart) as_owner "$BIN/pg_ctl" -D "$DIR/data" -m "${2:-fast}" -w stop >/dev/null || true; start ;;
