@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Inventory and revocation at scale, on signet with SQLite on local disk.
+# Inventory and revocation at scale, on signet with SQLite on local disk (or, with
+# STORAGE=postgresql, on a fresh table of the PostgreSQL at $SIGNET_TEST_PG_URL, default
+# scripts/pg.sh's private cluster).
 #
 #   bench/scale.sh [CERTS] [REVOKE]     (defaults: 100000 certificates, 20000 revoked)
 #
@@ -19,8 +21,16 @@ W="$(mktemp -d /tmp/signet-scale.XXXXXX)"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ADDR="http://127.0.0.1:$PORT"
 head -c 32 /dev/urandom | base64 > "$W/unseal.key"
+STORAGE="${STORAGE:-sqlite}"
+if [ "$STORAGE" = postgresql ]; then
+  PG_URL="${SIGNET_TEST_PG_URL:-$(scripts/pg.sh ensure)}"
+  PG_TABLE="scale_$(date +%s)"
+  STANZA="storage \"postgresql\" { connection_url = \"$PG_URL\" table = \"$PG_TABLE\" }"
+else
+  STANZA="storage \"sqlite\" { path = \"$W/signet.db\" }"
+fi
 cat > "$W/conf.hcl" <<EOF
-storage "sqlite" { path = "$W/signet.db" }
+$STANZA
 listener "tcp" { address = "127.0.0.1:$PORT" tls_disable = true }
 seal "file" { path = "$W/unseal.key" }
 EOF
@@ -60,7 +70,11 @@ crl_cached=$(timeit "$ADDR/v1/pki/crl")
 crl_entries=$(openssl crl -inform der -in "$W/crl.der" -noout -text | grep -c "Serial Number" || true)
 ocsp=$(ocsp_time "$(tail -n 1 "$W/revoke.txt")")
 rss=$(grep VmHWM /proc/$PID/status | awk '{print $2/1024 " MB"}')
-db=$(du -sh "$W" | cut -f1)
+if [ "$STORAGE" = postgresql ]; then
+  db=$(psql "$PG_URL" -tAc "SELECT pg_size_pretty(pg_total_relation_size('$PG_TABLE'))")
+else
+  db=$(du -sh "$W" | cut -f1)
+fi
 kill $PID; wait $PID 2>/dev/null || true
 start=$(date +%s.%N)
 "$BIN" server -config "$W/conf.hcl" >> "$W/server.log" 2>&1 &
@@ -72,7 +86,7 @@ restart_rss=$(grep VmRSS /proc/$PID/status | awk '{print $2/1024 " MB"}')
 cat <<EOF
 ## Scale run: $filled stored certificates, $REVOKE revoked ($(date -u +%Y-%m-%d), $(nproc) cores)
 
-Command: \`bench/scale.sh $CERTS $REVOKE\` (signet, SQLite on local disk, wrk -t1 -c64 on the same machine)
+Command: \`STORAGE=$STORAGE bench/scale.sh $CERTS $REVOKE\` (signet, $STORAGE on local disk, wrk -t1 -c64 on the same machine)
 
 | measurement | result |
 |---|---|

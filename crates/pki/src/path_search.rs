@@ -282,15 +282,42 @@ async fn search(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
     let mut keys = Vec::new();
     let mut info = Map::new();
     let mut seen = std::collections::BTreeSet::new();
-    for k in candidates {
+    let serials: Vec<String> = candidates
+        .iter()
+        .map(|k| crate::storage::index_serial(k).to_string())
+        .filter(|k| seen.insert(k.clone()))
+        .collect();
+    // Candidates' records are read in batches (one round trip each on a networked backend),
+    // each batch as large as the results still missing, within bounds.
+    let mut records: std::collections::VecDeque<(String, Option<CertRecord>)> = Default::default();
+    let mut next = 0;
+    loop {
         if keys.len() >= limit {
             break;
         }
-        let k = crate::storage::index_serial(&k).to_string();
-        if !seen.insert(k.clone()) {
-            continue;
+        if records.is_empty() {
+            if next >= serials.len() {
+                break;
+            }
+            let n = (limit - keys.len())
+                .clamp(16, 500)
+                .min(serials.len() - next);
+            let batch = &serials[next..next + n];
+            next += n;
+            let wanted: Vec<String> = batch.iter().map(|k| format!("{CERTS_PREFIX}{k}")).collect();
+            for (k, raw) in batch.iter().zip(c.storage.get_many(&wanted).await?) {
+                let rec = match raw {
+                    Some(b) => Some(serde_json::from_slice::<CertRecord>(&b).map_err(|e| {
+                        signet_core::CoreError::Internal(format!("certificate record {k}: {e}"))
+                    })?),
+                    None => None,
+                };
+                records.push_back((k.clone(), rec));
+            }
         }
-        let rec: Option<CertRecord> = c.storage.get_json(&format!("{CERTS_PREFIX}{k}")).await?;
+        let Some((k, rec)) = records.pop_front() else {
+            break;
+        };
         let Some(r) = rec else { continue };
         let st = if r.revoked_at > 0 {
             "revoked"

@@ -400,6 +400,34 @@ impl Barrier {
         Ok(buf)
     }
 
+    /// Decrypts a stored entry, reloading the keyring once if the entry was written under a
+    /// newer term (another node over the same storage rotated the key).
+    async fn open_blob(
+        &self,
+        ring: &Keyring,
+        key: &str,
+        blob: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        let term = Self::term_of(blob)
+            .ok_or_else(|| StorageError::Corrupt(format!("entry {key:?} is malformed")))?;
+        if let Some(k) = ring.terms.get(&term) {
+            return Self::open_value(&k.key, key, blob);
+        }
+        if term > ring.active {
+            self.reload_keyring().await.map_err(|e| match e {
+                BarrierError::Storage(s) => s,
+                other => StorageError::Corrupt(format!("keyring: {other}")),
+            })?;
+            let ring = self.current()?;
+            if let Some(k) = ring.terms.get(&term) {
+                return Self::open_value(&k.key, key, blob);
+            }
+        }
+        Err(StorageError::Corrupt(format!(
+            "entry {key:?} uses unknown term {term}"
+        )))
+    }
+
     fn term_of(blob: &[u8]) -> Option<u32> {
         if blob.len() < 5 {
             return None;
@@ -420,28 +448,23 @@ impl Barrier {
 impl Storage for Barrier {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let ring = self.current()?;
-        let Some(blob) = self.physical.get(key).await? else {
-            return Ok(None);
-        };
-        let term = Self::term_of(&blob)
-            .ok_or_else(|| StorageError::Corrupt(format!("entry {key:?} is malformed")))?;
-        if let Some(k) = ring.terms.get(&term) {
-            return Self::open_value(&k.key, key, &blob).map(Some);
+        match self.physical.get(key).await? {
+            Some(blob) => self.open_blob(&ring, key, &blob).await.map(Some),
+            None => Ok(None),
         }
-        // Another node over the same storage rotated the key after we loaded the keyring.
-        if term > ring.active {
-            self.reload_keyring().await.map_err(|e| match e {
-                BarrierError::Storage(s) => s,
-                other => StorageError::Corrupt(format!("keyring: {other}")),
-            })?;
-            let ring = self.current()?;
-            if let Some(k) = ring.terms.get(&term) {
-                return Self::open_value(&k.key, key, &blob).map(Some);
-            }
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let ring = self.current()?;
+        let blobs = self.physical.get_many(keys).await?;
+        let mut out = Vec::with_capacity(blobs.len());
+        for (key, blob) in keys.iter().zip(blobs) {
+            out.push(match blob {
+                Some(b) => Some(self.open_blob(&ring, key, &b).await?),
+                None => None,
+            });
         }
-        Err(StorageError::Corrupt(format!(
-            "entry {key:?} uses unknown term {term}"
-        )))
+        Ok(out)
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {

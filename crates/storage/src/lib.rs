@@ -1,7 +1,7 @@
 //! signet's storage layer.
 //!
-//! * [`Storage`]: the one trait every backend implements — get, put, delete, list by prefix,
-//!   paginated list, and an atomic batch of writes.
+//! * [`Storage`]: the one trait every backend implements — get (one or many), put, delete,
+//!   list by prefix, paginated list, and an atomic batch of writes.
 //! * Backends: [`backends::inmem`] (tests and dev mode) and [`backends::sqlite`] (the embedded
 //!   default: WAL, synchronous commits, group commit of concurrent writers).
 //! * [`barrier::Barrier`]: the encryption layer every engine writes through (AES-256-GCM, the
@@ -70,6 +70,15 @@ impl Op {
 pub trait Storage: Send + Sync + 'static {
     /// Reads one entry.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Reads several entries, in the order asked (one round trip on a networked backend).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
 
     /// Writes one entry.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {

@@ -29,6 +29,27 @@ async fn basic_crud(s: &dyn Storage) {
     assert_eq!(s.get("crud/a").await.unwrap(), None);
     s.delete("crud/a").await.unwrap();
     s.delete("crud/never-existed").await.unwrap();
+    s.put("crud/m1", b"1".to_vec()).await.unwrap();
+    s.put("crud/m2", b"2".to_vec()).await.unwrap();
+    let many = s
+        .get_many(&[
+            "crud/m2".into(),
+            "crud/none".into(),
+            "crud/m1".into(),
+            "crud/m2".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        many,
+        vec![
+            Some(b"2".to_vec()),
+            None,
+            Some(b"1".to_vec()),
+            Some(b"2".to_vec())
+        ]
+    );
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
 }
 
 async fn listing(s: &dyn Storage) {

@@ -115,6 +115,11 @@ impl Storage for StorageView {
         self.inner.get(&self.full(key)).await
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let full: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
+        self.inner.get_many(&full).await
+    }
+
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
         let ops = ops
             .into_iter()

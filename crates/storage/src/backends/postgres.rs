@@ -9,9 +9,10 @@
 //!   data-modifying CTEs plus a `pg_notify` — so a batch is atomic without an explicit
 //!   transaction and costs one round trip. PostgreSQL's own group commit covers concurrent
 //!   writers.
-//! * **Listing**: a recursive CTE walks the children of a prefix inside the server, jumping
-//!   past each sub-folder with one index seek, so `LIST` of a folder beside a million-entry
-//!   sibling is one round trip and a handful of seeks.
+//! * **Listing**: a page of up to 1000 is first a plain range scan (flat folders: the
+//!   inventory, the indexes); when that shows sub-folders, a recursive CTE walks the children
+//!   inside the server, jumping past each sub-folder with one index seek, so `LIST` of a folder
+//!   beside a million-entry sibling is one round trip and a handful of seeks.
 //! * **Change feed**: every batch notifies `<table>_changes` with the writing node's id and the
 //!   keys written (or `*` when the list would not fit PostgreSQL's 8000-byte payload). A
 //!   dedicated connection `LISTEN`s and publishes the keys of other nodes' writes on
@@ -51,6 +52,8 @@ use crate::{check_key, Change, Coordination, LockGuard, NodeInfo, Op, Storage, S
 const MAX_PAYLOAD: usize = 7900;
 /// How long a request waits for a connection, or for one to be made.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest page tried first as a plain range scan (see `list_page`).
+const PLAIN_SCAN_MAX: i64 = 1000;
 /// A node not seen for this long is left out of `sys/ha-status`.
 const NODE_STALE_SECS: i32 = 30;
 
@@ -96,6 +99,9 @@ impl Default for PostgresOptions {
 /// The statements, with the table name spliced in once (it is validated as an identifier).
 struct Sql {
     get: String,
+    get_many: String,
+    /// Keys in `[$1, $2)`, at most `$3`.
+    range: String,
     apply: String,
     /// `apply` without the notification, when no key of the batch is cached anywhere.
     apply_quiet: String,
@@ -336,6 +342,10 @@ impl PostgresStorage {
         let channel = format!("{}_changes", t.replace('.', "_"));
         let sql = Sql {
             get: format!("SELECT value FROM {t} WHERE key = $1"),
+            get_many: format!("SELECT key, value FROM {t} WHERE key = ANY($1::bytea[])"),
+            range: format!(
+                "SELECT key FROM {t} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3"
+            ),
             apply: format!(
                 "WITH del AS (DELETE FROM {t} WHERE key = ANY($1::bytea[])),
                       ins AS (INSERT INTO {t} (key, value)
@@ -569,6 +579,31 @@ impl Storage for PostgresStorage {
         Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        for k in keys {
+            check_key(k)?;
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ready().await?;
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let stmt = client
+            .prepare_cached(&self.sql.get_many)
+            .await
+            .map_err(pg_err)?;
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+        let rows = client.query(&stmt, &[&wanted]).await.map_err(pg_err)?;
+        let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+            .collect();
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k.as_bytes()).cloned())
+            .collect())
+    }
+
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
         for op in &ops {
             check_key(op.key())?;
@@ -653,6 +688,29 @@ impl Storage for PostgresStorage {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.ready().await?;
         let client = self.pool.get().await.map_err(pool_err)?;
+        // A page of a flat folder (an index, the inventory) is a plain range scan; the
+        // recursive walk is needed only when sub-folders must be folded, which the plain scan
+        // shows by returning a key with a '/' past the prefix.
+        if limit <= PLAIN_SCAN_MAX {
+            let stmt = client
+                .prepare_cached(&self.sql.range)
+                .await
+                .map_err(pg_err)?;
+            let rows = client
+                .query(&stmt, &[&start, &hi, &limit])
+                .await
+                .map_err(pg_err)?;
+            let keys: Vec<Vec<u8>> = rows.into_iter().map(|r| r.get(0)).collect();
+            if !keys.iter().any(|k| k[prefix.len()..].contains(&b'/')) {
+                return keys
+                    .into_iter()
+                    .map(|k| {
+                        String::from_utf8(k[prefix.len()..].to_vec())
+                            .map_err(|_| StorageError::Corrupt("stored key is not UTF-8".into()))
+                    })
+                    .collect();
+            }
+        }
         let stmt = client
             .prepare_cached(&self.sql.list)
             .await
