@@ -329,3 +329,30 @@ def test_database_unreachable_at_start(cluster):
         proc.terminate()
         proc.wait(10)
         fwd.stop()
+
+
+def test_single_use_secret_id_logs_in_once_across_nodes(cluster):
+    """A secret ID with secret_id_num_uses=1, presented to all three nodes at once, logs in
+    exactly once: its use count is taken under a cluster-wide lock."""
+    addrs = [n["addr"] for n in cluster.nodes]
+    path = unique("approle")
+    assert call(addrs[0], "POST", f"sys/auth/{path}", {"type": "approle"}).status_code == 204
+    assert call(addrs[0], "POST", f"auth/{path}/role/once", {"secret_id_num_uses": 1}).status_code == 204
+    role_id = call(addrs[1], "GET", f"auth/{path}/role/once/role-id").json()["data"]["role_id"]
+    for _ in range(10):
+        secret = call(addrs[2], "POST", f"auth/{path}/role/once/secret-id").json()["data"]["secret_id"]
+        results = []
+        go = threading.Barrier(len(addrs) * 3)  # every login leaves at once, connections open
+
+        def login(a):
+            sess = requests.Session()
+            sess.get(f"{a}/v1/sys/health", timeout=TIMEOUT)
+            go.wait()
+            r = sess.post(f"{a}/v1/auth/{path}/login", json={"role_id": role_id, "secret_id": secret}, timeout=TIMEOUT)
+            results.append(r.status_code)
+        threads = [threading.Thread(target=login, args=(a,)) for a in addrs for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results).count(200) == 1, results

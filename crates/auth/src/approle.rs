@@ -706,7 +706,16 @@ async fn login(s: Arc<AppRole>, c: Ctx) -> CoreResult<Option<Response>> {
         }
         let key = format!("secret_id/{name}/{}", salt::hash(&salt, &sid));
         let _guard = s.consume.lock().await;
-        let entry: SecretIdEntry = c.storage.get_json(&key).await?.ok_or_else(invalid)?;
+        let mut entry: SecretIdEntry = c.storage.get_json(&key).await?.ok_or_else(invalid)?;
+        // A use-limited secret ID is counted under a cluster-wide lock too (other nodes over
+        // the same storage), and re-read under it; unlimited ones need no count.
+        let _cluster_guard = if entry.num_uses > 0 {
+            let g = c.storage.lock(&format!("secret-id-uses/{name}")).await?;
+            entry = c.storage.get_json(&key).await?.ok_or_else(invalid)?;
+            Some(g)
+        } else {
+            None
+        };
         let acc_key = format!("accessor/{name}/{}", salt::hash(&salt, &entry.accessor));
         let now = now_secs();
         if entry.expired(now) {
