@@ -356,3 +356,26 @@ def test_single_use_secret_id_logs_in_once_across_nodes(cluster):
         for t in threads:
             t.join()
         assert sorted(results).count(200) == 1, results
+
+
+def test_single_use_token_is_used_once_across_nodes(cluster):
+    """A token with num_uses=1, presented to all three nodes at once, serves one request."""
+    addrs = [n["addr"] for n in cluster.nodes]
+    for _ in range(10):
+        tok = call(addrs[0], "POST", "auth/token/create", {"num_uses": 1, "policies": ["default"]}).json()["auth"]["client_token"]
+        wait_until(lambda: all(call(a, "GET", "sys/health", token=None).status_code == 200 for a in addrs), timeout=2)
+        results = []
+        go = threading.Barrier(len(addrs) * 3)
+
+        def use(a):
+            sess = requests.Session()
+            sess.get(f"{a}/v1/sys/health", timeout=TIMEOUT)
+            go.wait()
+            results.append(sess.get(f"{a}/v1/auth/token/lookup-self", headers={"X-Vault-Token": tok}, timeout=TIMEOUT).status_code)
+        threads = [threading.Thread(target=use, args=(a,)) for a in addrs for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results).count(200) == 1, results
+        assert set(results) <= {200, 403}, results

@@ -250,6 +250,9 @@ pub struct TokenStore {
     salt: RwLock<Option<hmac::Key>>,
     cache: RwLock<HashMap<String, TokenEntry>>,
     rng: SystemRandom,
+    /// Serialises use counting of use-limited tokens in this process (with a cluster-wide
+    /// storage lock for the other nodes).
+    uses: tokio::sync::Mutex<()>,
 }
 
 impl Default for TokenStore {
@@ -265,6 +268,7 @@ impl TokenStore {
             salt: RwLock::new(None),
             cache: RwLock::new(HashMap::new()),
             rng: SystemRandom::new(),
+            uses: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -493,7 +497,16 @@ impl TokenStore {
         if entry.num_uses <= 0 {
             return Ok(false);
         }
-        let mut e = entry.clone();
+        // Count from the stored entry, under this process's lock and the storage's
+        // cluster-wide one: two requests (on this node or another) cannot spend the same use.
+        let _local = self.uses.lock().await;
+        let view = self.view()?;
+        let _cluster = view.lock(&format!("token-uses/{id_hash}")).await?;
+        let stored: Option<TokenEntry> = view.get_json(&format!("id/{id_hash}")).await?;
+        let Some(mut e) = stored.filter(|e| e.num_uses > 0) else {
+            self.cache_remove(id_hash);
+            return Err(CoreError::PermissionDenied);
+        };
         e.num_uses -= 1;
         if e.num_uses == 0 {
             // Mark as spent at once so a concurrent request cannot use it again.
