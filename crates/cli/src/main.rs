@@ -35,7 +35,7 @@ Other commands:
     audit       Interact with audit devices (enable, disable, list)
     auth        Interact with auth methods (enable, disable, list, tune)
     login       Authenticate locally (-method=token|approle|kubernetes|jwt|cert|azure)
-    operator    Perform operator-specific tasks (init, unseal, seal, rotate)
+    operator    Perform operator-specific tasks (init, unseal, seal, rotate, migrate)
     policy      Interact with policies (write, read, list, delete, fmt)
     secrets     Interact with secrets engines (enable, disable, list, tune, move)
     token       Interact with tokens (create, lookup, renew, revoke, capabilities)
@@ -44,9 +44,12 @@ Other commands:
 "
 }
 
-/// `<command> -h` (or `-help`, `--help`), as the `vault` CLI answers it: the command's usage
-/// on stdout, exit code 0.
-fn command_usage(cmd: &str) -> Option<&'static str> {
+/// `<command> [<subcommand>] -h` (or `-help`, `--help`), as the `vault` CLI answers it: the
+/// command's usage on stdout, exit code 0.
+fn command_usage(cmd: &str, sub: Option<&str>) -> Option<&'static str> {
+    if (cmd, sub) == ("operator", Some("migrate")) {
+        return Some(commands::migrate::USAGE);
+    }
     Some(match cmd {
         "read" => "Usage: signet read [options] PATH\n\n  Reads data from signet at the given path. Options: -format=table|json|yaml, -field=NAME,\n  plus the global -address, -ca-cert, -client-cert, -client-key, -tls-server-name.\n",
         "write" => "Usage: signet write [options] PATH [DATA K=V...]\n\n  Writes data to signet at the given path. K=@file reads a value from a file, K=- from\n  stdin; `-` alone reads a JSON object from stdin. Options: -format, -field, -force.\n",
@@ -58,7 +61,7 @@ fn command_usage(cmd: &str) -> Option<&'static str> {
         "status" => "Usage: signet status [options]\n\n  Prints the seal status. Exit code 2 when sealed.\n",
         "login" => "Usage: signet login [options] [TOKEN | K=V...]\n\n  Authenticates and stores the token. Options: -method=token|approle|kubernetes|jwt|cert|azure,\n  -path=MOUNT, -no-store, -token-only.\n",
         "path-help" => "Usage: signet path-help [options] PATH\n\n  Prints the API help of a path.\n",
-        "operator" => "Usage: signet operator <subcommand> [options]\n\n  Subcommands: init, unseal, seal, rotate.\n",
+        "operator" => "Usage: signet operator <subcommand> [options]\n\n  Subcommands: init, unseal, seal, rotate, migrate (copy the storage to another backend;\n  stop the server first).\n",
         "secrets" => "Usage: signet secrets <subcommand> [options] [ARGS]\n\n  Subcommands: enable, disable, list, tune, move.\n",
         "auth" => "Usage: signet auth <subcommand> [options] [ARGS]\n\n  Subcommands: enable, disable, list, tune.\n",
         "policy" => "Usage: signet policy <subcommand> [options] [ARGS]\n\n  Subcommands: write, read, list, delete, fmt.\n",
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
         .take_while(|a| a.as_str() != "--")
         .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"));
     if asks_help {
-        if let Some(text) = command_usage(cmd) {
+        if let Some(text) = command_usage(cmd, rest.first().map(String::as_str)) {
             print!("{text}");
             return ExitCode::SUCCESS;
         }

@@ -1,5 +1,7 @@
 //! The `signet` CLI against a real `signet server -dev` over a socket: the vault verbs, their
-//! output shapes and exit codes (0 ok, 1 local error, 2 API error).
+//! output shapes and exit codes (0 ok, 1 local error, 2 API error); durable servers over SQLite
+//! and PostgreSQL for the agent and for `operator migrate` (the PostgreSQL of scripts/pg.sh,
+//! or `SIGNET_TEST_PG_URL`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -586,11 +588,13 @@ certificate "web" {{
 
 /// Starts `signet server` on a SQLite file with a key-file seal (unsealed at start).
 fn durable_server(dir: &std::path::Path, port: u16) -> Child {
+    server_with(&dir.join("server.hcl"), port)
+}
+
+/// Starts `signet server -config=CONF` and waits until it listens on `port`.
+fn server_with(conf: &std::path::Path, port: u16) -> Child {
     let child = Command::new(BIN)
-        .args([
-            "server",
-            &format!("-config={}", dir.join("server.hcl").display()),
-        ])
+        .args(["server", &format!("-config={}", conf.display())])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -776,4 +780,480 @@ fn help_flags_print_usage() {
             "{text}"
         );
     }
+}
+
+/// The PostgreSQL the migration tests use: `SIGNET_TEST_PG_URL` when set, otherwise the
+/// private cluster `scripts/pg.sh ensure` starts (as crates/storage/tests/postgres.rs does).
+fn pg_url() -> String {
+    if let Ok(u) = std::env::var("SIGNET_TEST_PG_URL") {
+        return u;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh");
+    let out = Command::new("bash")
+        .args([script, "ensure"])
+        .output()
+        .expect("run scripts/pg.sh");
+    assert!(
+        out.status.success(),
+        "scripts/pg.sh could not start PostgreSQL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A PostgreSQL table no other test or run uses.
+fn unique_table(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "t_mig_{name}_{:x}_{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `signet operator migrate ARGS...`, no server involved.
+fn migrate(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["operator", "migrate"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// N from the summary line "Success! Copied N keys (...)".
+fn copied_keys(o: &Output) -> u64 {
+    let text = out(o);
+    text.split("Copied ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary in {text:?}"))
+}
+
+/// Rows of a SQLite store, counted by SQLite itself.
+fn sqlite_keys(path: &std::path::Path) -> u64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row("SELECT count(*) FROM kv", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
+}
+
+/// A SQLite store holding `keys` (raw: the migration copies bytes, it needs no server).
+fn sqlite_store(path: &std::path::Path, keys: &[String]) {
+    use signet_storage::Storage as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = signet_storage::backends::sqlite::SqliteStorage::open(path).unwrap();
+        let ops = keys
+            .iter()
+            .map(|k| signet_storage::Op::Put(k.clone(), k.as_bytes().repeat(3)))
+            .collect();
+        s.apply(ops).await.unwrap();
+    });
+}
+
+/// SIGTERM, then wait for the server to exit (killed after 15 s).
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `sys/init` with one share; the root token.
+fn init_root(port: u16) -> String {
+    let (st, init) = http(
+        port,
+        "PUT",
+        "/v1/sys/init",
+        r#"{"secret_shares":1,"secret_threshold":1}"#,
+    );
+    assert_eq!(st, 200, "{init}");
+    init.split("\"root_token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the server reports itself unsealed.
+fn wait_unsealed(port: u16) {
+    let start = Instant::now();
+    loop {
+        let (st, body) = http(port, "GET", "/v1/sys/seal-status", "");
+        if st == 200 && body.contains("\"sealed\":false") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still sealed: {st} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn server_hcl(storage: &str, port: u16, seal: &std::path::Path) -> String {
+    format!(
+        "{storage}\nlistener \"tcp\" {{ address = \"127.0.0.1:{port}\" tls_disable = true }}\nseal \"file\" {{ path = \"{}\" }}\n",
+        seal.display()
+    )
+}
+
+/// An embedded installation moves to PostgreSQL and back: a SQLite server with a CA, a role,
+/// an issued certificate and a policy is stopped and migrated; a server on PostgreSQL with
+/// the same seal key file comes up unsealed with all of it and issues; migrating back into a
+/// new SQLite file copies every key the PostgreSQL table holds, and a server there reads both
+/// certificates.
+#[test]
+fn migrate_sqlite_to_postgresql_and_back() {
+    use base64::Engine as _;
+    let url = pg_url();
+    let table = unique_table("rt");
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(
+        p("seal.key"),
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+    )
+    .unwrap();
+    let db = p("signet.db");
+    let port = free_port();
+    std::fs::write(
+        p("server.hcl"),
+        server_hcl(
+            &format!("storage \"sqlite\" {{ path = \"{}\" }}", db.display()),
+            port,
+            &p("seal.key"),
+        ),
+    )
+    .unwrap();
+    let mut d = Dev {
+        child: durable_server(dir.path(), port),
+        addr: format!("http://127.0.0.1:{port}"),
+        home: tempfile::tempdir().unwrap(),
+    };
+    let root = init_root(port);
+    wait_unsealed(port);
+    let ok = |d: &Dev, args: &[&str]| {
+        let o = d.run_with(args, None, &root);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        out(&o)
+    };
+    ok(&d, &["secrets", "enable", "pki"]);
+    let ca = ok(
+        &d,
+        &[
+            "write",
+            "-field=certificate",
+            "pki/root/generate/internal",
+            "common_name=Migrated Root",
+            "key_type=ec",
+            "ttl=2h",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "write",
+            "pki/roles/web",
+            "allow_any_name=true",
+            "key_type=ec",
+            "max_ttl=1h",
+        ],
+    );
+    let issued: serde_json::Value = serde_json::from_str(&ok(
+        &d,
+        &[
+            "write",
+            "-format=json",
+            "pki/issue/web",
+            "common_name=web.example.com",
+            "ttl=30m",
+        ],
+    ))
+    .unwrap();
+    let serial = issued["data"]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cert = issued["data"]["certificate"].as_str().unwrap().to_string();
+    std::fs::write(
+        p("web.policy"),
+        "path \"pki/issue/web\" { capabilities = [\"update\"] }\n",
+    )
+    .unwrap();
+    ok(
+        &d,
+        &[
+            "policy",
+            "write",
+            "web-issuer",
+            p("web.policy").to_str().unwrap(),
+        ],
+    );
+    stop(&mut d.child);
+
+    let o = migrate(&[
+        "-from",
+        &format!("sqlite:{}", db.display()),
+        "-to",
+        &format!("postgresql:{url}"),
+        "-table",
+        &table,
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let n = copied_keys(&o);
+    assert_eq!(n, sqlite_keys(&db), "every row of the SQLite file");
+    assert!(
+        out(&o).contains(&format!("\nverified {n} keys\n")),
+        "{}",
+        out(&o)
+    );
+    assert!(!err(&o).contains('\r'), "no terminal, no redrawn line");
+
+    let pg_port = free_port();
+    std::fs::write(
+        p("pg.hcl"),
+        server_hcl(
+            &format!(
+                "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{table}\"\n}}"
+            ),
+            pg_port,
+            &p("seal.key"),
+        ),
+    )
+    .unwrap();
+    let mut d = Dev {
+        child: server_with(&p("pg.hcl"), pg_port),
+        addr: format!("http://127.0.0.1:{pg_port}"),
+        home: tempfile::tempdir().unwrap(),
+    };
+    wait_unsealed(pg_port);
+    assert_eq!(
+        ok(
+            &d,
+            &["read", "-field=certificate", &format!("pki/cert/{serial}")]
+        )
+        .trim(),
+        cert.trim()
+    );
+    assert_eq!(
+        ok(&d, &["read", "-field=certificate", "pki/cert/ca"]).trim(),
+        ca.trim()
+    );
+    let role: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["read", "-format=json", "pki/roles/web"])).unwrap();
+    assert_eq!(role["data"]["allow_any_name"], true);
+    assert!(ok(&d, &["policy", "read", "web-issuer"]).contains("pki/issue/web"));
+    let issued: serde_json::Value = serde_json::from_str(&ok(
+        &d,
+        &[
+            "write",
+            "-format=json",
+            "pki/issue/web",
+            "common_name=after.example.com",
+            "ttl=30m",
+        ],
+    ))
+    .unwrap();
+    let serial2 = issued["data"]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(serial2, serial);
+    stop(&mut d.child);
+
+    let back = p("back/signet.db");
+    let o = migrate(&[
+        "-from",
+        &format!("postgresql:{url}"),
+        "-table",
+        &table,
+        "-to",
+        &format!("sqlite:{}", back.display()),
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let n2 = copied_keys(&o);
+    assert!(
+        n2 > n,
+        "the certificate issued on PostgreSQL came back: {n2} <= {n}"
+    );
+    assert_eq!(sqlite_keys(&back), n2);
+    assert!(out(&o).contains(&format!("\nverified {n2} keys\n")));
+
+    let back_port = free_port();
+    std::fs::write(
+        p("back.hcl"),
+        server_hcl(
+            &format!("storage \"sqlite\" {{ path = \"{}\" }}", back.display()),
+            back_port,
+            &p("seal.key"),
+        ),
+    )
+    .unwrap();
+    let d = Dev {
+        child: server_with(&p("back.hcl"), back_port),
+        addr: format!("http://127.0.0.1:{back_port}"),
+        home: tempfile::tempdir().unwrap(),
+    };
+    wait_unsealed(back_port);
+    for s in [&serial, &serial2] {
+        ok(
+            &d,
+            &["read", "-field=certificate", &format!("pki/cert/{s}")],
+        );
+    }
+}
+
+/// A destination that already holds keys is refused, naming it and the count, unless
+/// `-force`; with `-force` keys the source lacks are kept and reported.
+#[test]
+fn migrate_refuses_a_non_empty_destination_without_force() {
+    let url = pg_url();
+    let table = unique_table("force");
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..25)
+        .map(|i| format!("logical/{}/k{i:02}", i % 3))
+        .chain(["core/keyring".to_string()])
+        .collect();
+    let src = dir.path().join("src.db");
+    sqlite_store(&src, &keys);
+    let from = format!("-from=sqlite:{}", src.display());
+    let to = format!("-to=postgresql:{url}");
+    let tbl = format!("-table={table}");
+
+    let o = migrate(&[&from, &to, &tbl, "-batch=7"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(copied_keys(&o), 26);
+    assert!(out(&o).contains("verified 26 keys"), "{}", out(&o));
+
+    let o = migrate(&[&from, &to, &tbl]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let e = err(&o);
+    assert!(e.contains(&format!("(table {table})")), "{e}");
+    assert!(e.contains("holds 26 keys"), "{e}");
+    assert!(e.contains("-force"), "{e}");
+    assert!(!out(&o).contains("Copied"));
+
+    // A smaller source over the same table: the 6 keys it lacks stay, and are reported.
+    let small = dir.path().join("small.db");
+    sqlite_store(&small, &keys[..20]);
+    let o = migrate(&[
+        &format!("-from=sqlite:{}", small.display()),
+        &to,
+        &tbl,
+        "-force",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("verified 20 keys"), "{}", out(&o));
+    assert!(err(&o).contains("also holds 6 keys"), "{}", err(&o));
+
+    // The same rule for a SQLite destination.
+    let dst = dir.path().join("dst.db");
+    let to_sqlite = format!("-to=sqlite:{}", dst.display());
+    assert!(migrate(&[&from, &to_sqlite]).status.success());
+    let o = migrate(&[&from, &to_sqlite]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("sqlite:{}", dst.display())),
+        "{}",
+        err(&o)
+    );
+    assert!(err(&o).contains("holds 26 keys"), "{}", err(&o));
+    assert!(migrate(&[&from, &to_sqlite, "-force"]).status.success());
+}
+
+/// Bad locations, a missing source file and an unreachable database exit 1 with a message
+/// (never a password); `-h` prints the usage.
+#[test]
+fn migrate_rejects_bad_locations_and_unreachable_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    sqlite_store(&src, &["core/keyring".to_string()]);
+    let from = format!("-from=sqlite:{}", src.display());
+    let out_db = dir.path().join("out.db");
+    let to = format!("-to=sqlite:{}", out_db.display());
+    let fails = |args: &[&str], want: &str| {
+        let o = migrate(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", out(&o));
+        let e = err(&o);
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert!(!e.contains("hunter2"), "{args:?} leaks the password: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    };
+    fails(&["-from=inmem:", &to], "unknown scheme \"inmem\"");
+    fails(
+        &[&from, "-to=mysql://u:hunter2@h/db"],
+        "unknown scheme \"mysql\"",
+    );
+    fails(
+        &[&from, "-to=postgres://u:hunter2@h/db"],
+        "write postgresql: before the URL",
+    );
+    fails(&[&from, "-to=/tmp/x.db"], "sqlite:PATH or postgresql:URL");
+    fails(&[&from], "Both -from and -to are required");
+    fails(&[&from, &to, "-batch=0"], "-batch");
+    fails(
+        &[&from, &format!("-to=sqlite:{}", src.display())],
+        "the same",
+    );
+    fails(
+        &["-from=sqlite:/nonexistent/signet.db", &to],
+        "the source sqlite:/nonexistent/signet.db does not exist",
+    );
+    assert!(
+        !out_db.exists(),
+        "nothing is created when the source is missing"
+    );
+    let closed = free_port();
+    fails(
+        &[
+            &from,
+            &format!("-to=postgresql:postgres://signet:hunter2@127.0.0.1:{closed}/postgres?sslmode=disable"),
+        ],
+        "cannot reach postgresql:postgres://signet:***@127.0.0.1",
+    );
+    fails(
+        &[
+            &format!("-from=postgresql:postgres://signet:hunter2@127.0.0.1:{closed}/postgres?sslmode=disable"),
+            &to,
+        ],
+        "cannot reach",
+    );
+    let o = migrate(&["-h"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        out(&o).starts_with("Usage: signet operator migrate"),
+        "{}",
+        out(&o)
+    );
+    assert!(out(&o).contains("Stop every server"));
 }

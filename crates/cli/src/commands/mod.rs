@@ -4,6 +4,7 @@ pub mod agent;
 mod audit;
 mod common;
 mod identity;
+pub mod migrate;
 mod mounts;
 mod rw;
 pub mod server;

@@ -1,4 +1,4 @@
-//! `status` and `operator init|unseal|seal|rotate`.
+//! `status` and `operator init|unseal|seal|rotate` (`operator migrate` is in [`super::migrate`]).
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -109,7 +109,7 @@ fn print_seal_status(s: &Value, leader: Option<&Value>) {
 /// `operator <sub>`.
 pub fn operator(args: &[String]) -> u8 {
     let Some(sub) = args.first() else {
-        eprintln!("Usage: signet operator <init|unseal|seal|rotate> [options]");
+        eprintln!("Usage: signet operator <init|unseal|seal|rotate|migrate> [options]");
         return 1;
     };
     let rest = &args[1..];
@@ -118,6 +118,7 @@ pub fn operator(args: &[String]) -> u8 {
         "unseal" => unseal(rest),
         "seal" => seal(rest),
         "rotate" => rotate(rest),
+        "migrate" => super::migrate::run(rest),
         other => {
             eprintln!("Unknown operator command: {other}");
             1
