@@ -68,8 +68,8 @@ const FLAGS: &[(&str, Kind)] = &[
 
 /// Children asked for per `list_page` call.
 const LIST_PAGE: usize = 1000;
-/// Point reads in flight at once (overlaps round trips to PostgreSQL).
-const READ_AHEAD: usize = 16;
+/// Keys read per `get_many`.
+const READ_AHEAD: usize = 500;
 /// Keys compared per step of the verification.
 const VERIFY_CHUNK: usize = 256;
 /// Without a terminal, one progress line per this many keys.
@@ -463,26 +463,15 @@ async fn count(store: &Arc<dyn Storage>) -> Result<u64, StorageError> {
     Ok(n)
 }
 
-/// Reads `keys`, up to [`READ_AHEAD`] at a time; the values in the keys' order.
+/// Reads `keys`, [`READ_AHEAD`] per `get_many` (one round trip each on PostgreSQL); the values
+/// in the keys' order.
 async fn fetch(
     store: &Arc<dyn Storage>,
     keys: &[String],
 ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(READ_AHEAD) {
-        let tasks: Vec<_> = chunk
-            .iter()
-            .map(|k| {
-                let (s, k) = (store.clone(), k.clone());
-                tokio::spawn(async move { s.get(&k).await })
-            })
-            .collect();
-        for t in tasks {
-            let v = t
-                .await
-                .map_err(|e| StorageError::Backend(format!("read task failed: {e}")))??;
-            out.push(v);
-        }
+        out.extend(store.get_many(chunk).await?);
     }
     Ok(out)
 }
