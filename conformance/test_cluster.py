@@ -379,3 +379,32 @@ def test_single_use_token_is_used_once_across_nodes(cluster):
             t.join()
         assert sorted(results).count(200) == 1, results
         assert set(results) <= {200, 403}, results
+
+
+def test_node_that_missed_notifications_resynchronises(cluster):
+    """Node B's change-feed connection is cut (pg_terminate_backend) and a policy changes on
+    node A at once, while B may not be listening: B must still apply it within a second —
+    after reconnecting it drops every cache, since notifications sent meanwhile are lost."""
+    if not pg_restartable():
+        pytest.skip("SIGNET_TEST_PG_URL is not scripts/pg.sh's cluster: this test cuts its connections")
+    a, b = cluster.nodes[0]["addr"], cluster.nodes[1]["addr"]
+    policy = unique("p")
+    pki = unique("pki")
+    setup_pki(a, pki)
+    allow = f'path "{pki}/issue/web" {{ capabilities = ["update"] }}'
+    assert call(a, "PUT", f"sys/policies/acl/{policy}", {"policy": allow}).status_code == 204
+    tok = call(a, "POST", "auth/token/create", {"policies": [policy]}).json()["auth"]["client_token"]
+    # B has the policy and the token in its caches.
+    within_a_second(lambda: call(b, "POST", f"{pki}/issue/web", {"common_name": "x.example.com"}, token=tok).status_code == 200)
+    for _ in range(3):
+        cut = subprocess.run(["bash", os.path.join(REPO, "scripts", "pg.sh"), "sql",
+                              f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              f"WHERE query ILIKE 'LISTEN {cluster.table}_changes%' AND pid <> pg_backend_pid()"],
+                             capture_output=True, text=True, timeout=30)
+        assert cut.returncode == 0 and int(cut.stdout.strip()) >= 1, cut.stdout + cut.stderr
+        deny = f'path "{pki}/issue/none" {{ capabilities = ["update"] }}'
+        assert call(a, "PUT", f"sys/policies/acl/{policy}", {"policy": deny}).status_code == 204
+        within_a_second(lambda: call(b, "POST", f"{pki}/issue/web", {"common_name": "x.example.com"}, token=tok).status_code == 403)
+        assert call(a, "PUT", f"sys/policies/acl/{policy}", {"policy": allow}).status_code == 204
+        within_a_second(lambda: call(b, "POST", f"{pki}/issue/web", {"common_name": "x.example.com"}, token=tok).status_code == 200)
+        time.sleep(1.5)  # every node listening again

@@ -4,6 +4,7 @@
 #   scripts/pg.sh ensure    # initialise (once) and start; prints the connection URL
 #   scripts/pg.sh url       # the connection URL
 #   scripts/pg.sh ca        # the CA file that verifies the server's TLS certificate
+#   scripts/pg.sh sql "SELECT ..."   # one statement, unaligned output
 #   scripts/pg.sh stop | start | restart [fast|immediate] | status
 #
 # Data lives in $SIGNET_PG_DIR (default /tmp/signet-pg-<uid>), the server listens on
@@ -106,6 +107,10 @@ case "${1:-ensure}" in
   ensure) start; echo "$URL" ;;
   url) echo "$URL" ;;
   ca) echo "$DIR/ca.pem" ;;
+  sql)
+    psql="$BIN/psql"
+    [ -x "$psql" ] || psql="$(command -v psql)"
+    "$psql" "$URL" -tAc "$2" ;;
   start) start ;;
   stop) running && as_owner "$BIN/pg_ctl" -D "$DIR/data" -m "${2:-fast}" -w stop >/dev/null || true ;;
   restart) as_owner "$BIN/pg_ctl" -D "$DIR/data" -m "${2:-fast}" -w stop >/dev/null || true; start ;;
