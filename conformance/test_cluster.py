@@ -124,11 +124,25 @@ def leader_index(cluster):
     return None
 
 
+def wait_leader(cluster, other_than=None, timeout=15):
+    """The index of the leading node (not `other_than`), waiting for one; None on timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        i = leader_index(cluster)
+        if i is not None and i != other_than:
+            return i
+        time.sleep(0.1)
+    return None
+
+
 def test_leader_fails_over_and_killed_node_rejoins(cluster):
-    first = wait_until(lambda: leader_index(cluster), timeout=10)
+    first = wait_leader(cluster)
     assert first is not None
-    status = call(cluster.nodes[(first + 1) % 3]["addr"], "GET", "sys/ha-status").json()["data"]["nodes"]
-    assert len(status) == 3 and sum(n["active_node"] for n in status) == 1
+    # Every node registers at its first election round after unsealing (every 2 s).
+    other = cluster.nodes[(first + 1) % 3]["addr"]
+    status = wait_until(lambda: (lambda n: n if len(n) == 3 else None)(call(other, "GET", "sys/ha-status").json()["data"]["nodes"]),
+                        timeout=5)
+    assert status and sum(n["active_node"] for n in status) == 1, status
     assert [n for n in status if n["active_node"]][0]["api_address"] == cluster.nodes[first]["addr"]
     # Every node is active for requests: health is 200 everywhere, not 429 on "standbys".
     for n in cluster.nodes:
@@ -136,8 +150,8 @@ def test_leader_fails_over_and_killed_node_rejoins(cluster):
 
     killed_at = time.time()
     cluster.kill_node(first)
-    nxt = wait_until(lambda: leader_index(cluster), timeout=15)
-    assert nxt is not None and nxt != first, "no other node took the lead"
+    nxt = wait_leader(cluster, other_than=first)
+    assert nxt is not None, "no other node took the lead"
     took = time.time() - killed_at
     assert took < 10, f"took {took:.1f} s"
     other = cluster.nodes[nxt]["addr"]
@@ -408,3 +422,17 @@ def test_node_that_missed_notifications_resynchronises(cluster):
         assert call(a, "PUT", f"sys/policies/acl/{policy}", {"policy": allow}).status_code == 204
         within_a_second(lambda: call(b, "POST", f"{pki}/issue/web", {"common_name": "x.example.com"}, token=tok).status_code == 200)
         time.sleep(1.5)  # every node listening again
+
+
+def test_step_down_hands_the_lead_to_another_node(cluster):
+    first = wait_leader(cluster)
+    assert first is not None
+    leader = cluster.nodes[first]["addr"]
+    # Without sudo the node stays leader (the answer is 204 all the same, as OpenBao's).
+    assert call(leader, "PUT", "sys/step-down", token=None).status_code == 204
+    time.sleep(0.5)
+    assert leader_index(cluster) == first
+    assert call(leader, "PUT", "sys/step-down").status_code == 204
+    nxt = wait_leader(cluster, other_than=first, timeout=10)
+    assert nxt is not None, "no other node took the lead"
+    assert call(leader, "GET", "sys/leader", token=None).json()["is_self"] is False

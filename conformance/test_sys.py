@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import assert_errors, ok
+from conftest import assert_errors, ok, wait_until
 
 HEALTH_KEYS = {
     "initialized", "sealed", "standby", "replication_performance_mode", "replication_dr_mode",
@@ -128,3 +128,11 @@ def test_help_needs_a_valid_token_but_no_policy(target):
     r = target.req("GET", f"{kv}/x", params={"help": "1"}, token=limited)
     assert r.status_code == 200 and r.json()["help"]
     assert target.req("GET", f"{kv}/x", params={"help": "1"}, token="bogus").status_code == 403
+
+
+def test_step_down_answers_204(target):
+    """`sys/step-down` (OpenBao runs it in the background and always answers 204)."""
+    assert target.req("PUT", "sys/step-down").status_code == 204
+    assert target.req("PUT", "sys/step-down", token=None).status_code == 204
+    ok(target.cli("operator", "step-down"))
+    assert wait_until(lambda: target.req("GET", "sys/health", token=None).status_code == 200, timeout=15)

@@ -31,6 +31,8 @@ use crate::{Core, CoreResult, VERSION};
 
 /// How often every node tries to become (or confirms it still is) the leader.
 pub const ELECTION_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a node that stepped down stays out of the election.
+pub const STEP_DOWN_HOLD: Duration = Duration::from_secs(10);
 
 impl Core {
     /// Whether this node runs the cluster's background work: always over a single-node
@@ -93,8 +95,35 @@ impl Core {
         });
     }
 
+    /// `sys/step-down`: gives up the leadership and stays out of the election for
+    /// [`STEP_DOWN_HOLD`], so another node takes over. Nothing to do on a single node.
+    pub async fn step_down(&self) {
+        let Some(coord) = &self.coord else { return };
+        self.hold_until
+            .store(now_secs() + STEP_DOWN_HOLD.as_secs(), Ordering::SeqCst);
+        if self.leader.swap(false, Ordering::SeqCst) {
+            coord.step_down().await;
+            tracing::info!("stepped down (sys/step-down)");
+        }
+    }
+
+    /// Whether the caller may step this node down: root, or `sudo` + update on the path.
+    pub(crate) async fn authorize_step_down(&self, meta: &crate::RequestMeta) -> CoreResult<()> {
+        self.check_access(
+            meta,
+            "sys/step-down",
+            crate::Operation::Update,
+            true,
+            &serde_json::Map::new(),
+        )
+        .await
+    }
+
     async fn election_round(&self) {
         let Some(coord) = &self.coord else { return };
+        if now_secs() < self.hold_until.load(Ordering::SeqCst) {
+            return;
+        }
         let was = self.leader.load(Ordering::SeqCst);
         if self.is_sealed() {
             if was {

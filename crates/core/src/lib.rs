@@ -137,6 +137,8 @@ pub struct Core {
     /// Whether this node holds the leader lock (meaningful only with `coord`).
     leader: std::sync::atomic::AtomicBool,
     leader_since: std::sync::atomic::AtomicU64,
+    /// Unix seconds until which this node stays out of the election (`sys/step-down`).
+    hold_until: std::sync::atomic::AtomicU64,
     /// What this node advertises to the others.
     node: RwLock<signet_storage::NodeInfo>,
 }
@@ -171,6 +173,7 @@ impl Core {
             coord,
             leader: std::sync::atomic::AtomicBool::new(false),
             leader_since: std::sync::atomic::AtomicU64::new(0),
+            hold_until: std::sync::atomic::AtomicU64::new(0),
             node: RwLock::new(node),
         })
     }

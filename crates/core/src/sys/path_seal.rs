@@ -148,6 +148,17 @@ pub fn specs() -> Vec<PathSpec<SysState>> {
             .help("Checks the health of the server.", "")
             .unauthenticated()
             .sealed_ok(),
+        PathSpec::new("step-down")
+            .op(
+                Operation::Update,
+                "Makes this node give up the leadership (another node takes it).",
+                handler(step_down),
+            )
+            .help(
+                "Steps this node down from the leadership of the cluster's background work.",
+                "",
+            )
+            .unauthenticated(),
         PathSpec::new("seal")
             .op(Operation::Update, "Seal the server.", handler(seal))
             .help("Seals the server.", "")
@@ -266,6 +277,17 @@ async fn health(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
     let core = s.core()?;
     let (code, body) = core.health(c.fields.raw()).await?;
     Ok(Some(Response::raw_json(code, &body)))
+}
+
+/// As OpenBao: always 204 (its step-down is checked and run in the background, and a refusal
+/// is only logged); the node steps down only for a token with `sudo` on `sys/step-down`.
+async fn step_down(s: Arc<SysState>, c: Ctx) -> CoreResult<Option<Response>> {
+    let core = s.core()?;
+    match core.authorize_step_down(&c.meta).await {
+        Ok(()) => core.step_down().await,
+        Err(_) => tracing::warn!("sys/step-down refused: the token lacks sudo on sys/step-down"),
+    }
+    Ok(None)
 }
 
 async fn seal(s: Arc<SysState>, _c: Ctx) -> CoreResult<Option<Response>> {
