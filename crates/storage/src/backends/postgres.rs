@@ -9,10 +9,10 @@
 //!   data-modifying CTEs plus a `pg_notify` — so a batch is atomic without an explicit
 //!   transaction and costs one round trip. PostgreSQL's own group commit covers concurrent
 //!   writers.
-//! * **Listing**: a page of up to 1000 is first a plain range scan (flat folders: the
-//!   inventory, the indexes); when that shows sub-folders, a recursive CTE walks the children
-//!   inside the server, jumping past each sub-folder with one index seek, so `LIST` of a folder
-//!   beside a million-entry sibling is one round trip and a handful of seeks.
+//! * **Listing**: a flat folder (the inventory, the indexes) is read with plain range scans,
+//!   a thousand keys per round trip; when a scan shows sub-folders, a recursive CTE walks the
+//!   children inside the server instead, jumping past each sub-folder with one index seek, so
+//!   `LIST` of a folder beside a million-entry sibling is one round trip and a few seeks.
 //! * **Change feed**: every batch notifies `<table>_changes` with the writing node's id and the
 //!   keys written (or `*` when the list would not fit PostgreSQL's 8000-byte payload). A
 //!   dedicated connection `LISTEN`s and publishes the keys of other nodes' writes on
@@ -52,7 +52,7 @@ use crate::{check_key, Change, Coordination, LockGuard, NodeInfo, Op, Storage, S
 const MAX_PAYLOAD: usize = 7900;
 /// How long a request waits for a connection, or for one to be made.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest page tried first as a plain range scan (see `list_page`).
+/// Keys per plain range scan of a flat folder (see `list_page`).
 const PLAIN_SCAN_MAX: i64 = 1000;
 /// A node not seen for this long is left out of `sys/ha-status`.
 const NODE_STALE_SECS: i32 = 30;
@@ -688,27 +688,48 @@ impl Storage for PostgresStorage {
         let limit = limit.min(i64::MAX as usize) as i64;
         self.ready().await?;
         let client = self.pool.get().await.map_err(pool_err)?;
-        // A page of a flat folder (an index, the inventory) is a plain range scan; the
-        // recursive walk is needed only when sub-folders must be folded, which the plain scan
-        // shows by returning a key with a '/' past the prefix.
-        if limit <= PLAIN_SCAN_MAX {
+        // A flat folder (an index, the inventory, the revocation index) is read with plain
+        // range scans, PLAIN_SCAN_MAX keys per round trip; the recursive walk is needed only
+        // when sub-folders must be folded, which a scan shows by returning a key with a '/'
+        // past the prefix (then the walk starts over from `start`: one page wasted at most).
+        {
             let stmt = client
                 .prepare_cached(&self.sql.range)
                 .await
                 .map_err(pg_err)?;
-            let rows = client
-                .query(&stmt, &[&start, &hi, &limit])
-                .await
-                .map_err(pg_err)?;
-            let keys: Vec<Vec<u8>> = rows.into_iter().map(|r| r.get(0)).collect();
-            if !keys.iter().any(|k| k[prefix.len()..].contains(&b'/')) {
-                return keys
-                    .into_iter()
-                    .map(|k| {
+            let mut from_key = start.clone();
+            let mut flat: Vec<String> = Vec::new();
+            let mut folded = false;
+            loop {
+                let want = (limit - flat.len() as i64).min(PLAIN_SCAN_MAX);
+                let rows = client
+                    .query(&stmt, &[&from_key, &hi, &want])
+                    .await
+                    .map_err(pg_err)?;
+                let n = rows.len() as i64;
+                let mut last = None;
+                for r in rows {
+                    let k: Vec<u8> = r.get(0);
+                    if k[prefix.len()..].contains(&b'/') {
+                        folded = true;
+                        break;
+                    }
+                    flat.push(
                         String::from_utf8(k[prefix.len()..].to_vec())
-                            .map_err(|_| StorageError::Corrupt("stored key is not UTF-8".into()))
-                    })
-                    .collect();
+                            .map_err(|_| StorageError::Corrupt("stored key is not UTF-8".into()))?,
+                    );
+                    last = Some(k);
+                }
+                if folded || n < want || flat.len() as i64 >= limit {
+                    break;
+                }
+                // Just past the last key: nothing sorts between k and k || 0x00.
+                let Some(mut k) = last else { break };
+                k.push(0x00);
+                from_key = k;
+            }
+            if !folded {
+                return Ok(flat);
             }
         }
         let stmt = client
@@ -806,6 +827,13 @@ impl Coordination for PostgresStorage {
             };
             if got {
                 let t = &self.table;
+                // The new leader clears the old one's mark and forgets nodes gone for a day
+                // (every start is a new node id).
+                c.batch_execute(&format!(
+                    "DELETE FROM {t}_nodes WHERE last_seen < now() - interval '1 day'"
+                ))
+                .await
+                .map_err(pg_err)?;
                 c.execute(
                     &format!("UPDATE {t}_nodes SET leader_since = NULL WHERE node_id <> $1"),
                     &[&me.node_id],
