@@ -69,6 +69,8 @@ pub struct PolicyStore {
     view: RwLock<Option<StorageView>>,
     parsed: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    /// Bumped by every invalidation; a read that started before one does not fill the caches.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -115,11 +117,17 @@ impl PolicyStore {
     /// Drops every cached policy and ACL.
     pub fn invalidate(&self) {
         if let Ok(mut p) = self.parsed.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             p.clear();
         }
         if let Ok(mut a) = self.acls.write() {
             a.clear();
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn view(&self) -> CoreResult<StorageView> {
@@ -208,6 +216,7 @@ impl PolicyStore {
             });
             return Ok(Some(p));
         }
+        let generation = self.generation();
         let stored: Option<StoredPolicy> = self.view()?.get_json(name).await?;
         let Some(stored) = stored else {
             return Ok(None);
@@ -217,7 +226,9 @@ impl PolicyStore {
                 .map_err(|e| CoreError::Internal(format!("stored policy {name}: {e}")))?,
         );
         if let Ok(mut m) = self.parsed.write() {
-            m.insert(name.to_string(), p.clone());
+            if self.generation() == generation {
+                m.insert(name.to_string(), p.clone());
+            }
         }
         Ok(Some(p))
     }
@@ -230,6 +241,7 @@ impl PolicyStore {
         if let Some(a) = self.acls.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(a);
         }
+        let generation = self.generation();
         let mut policies = Vec::new();
         for n in &key {
             if let Some(p) = self.policy(n).await? {
@@ -237,11 +249,15 @@ impl PolicyStore {
             }
         }
         let acl = Arc::new(Acl::new(&policies));
-        if let Ok(mut m) = self.acls.write() {
-            if m.len() > 10_000 {
-                m.clear();
+        // The generation is bumped under `parsed`'s lock; holding it makes the check and the
+        // insert one step with respect to invalidations.
+        if let (Ok(_p), Ok(mut m)) = (self.parsed.read(), self.acls.write()) {
+            if self.generation() == generation {
+                if m.len() > 10_000 {
+                    m.clear();
+                }
+                m.insert(key, acl.clone());
             }
-            m.insert(key, acl.clone());
         }
         Ok(acl)
     }

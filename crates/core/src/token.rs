@@ -253,6 +253,9 @@ pub struct TokenStore {
     /// Serialises use counting of use-limited tokens in this process (with a cluster-wide
     /// storage lock for the other nodes).
     uses: tokio::sync::Mutex<()>,
+    /// Bumped by every invalidation: a read that started before one must not fill the cache
+    /// with what it read (it may be the entry another node just revoked).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Default for TokenStore {
@@ -269,6 +272,7 @@ impl TokenStore {
             cache: RwLock::new(HashMap::new()),
             rng: SystemRandom::new(),
             uses: tokio::sync::Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -306,6 +310,8 @@ impl TokenStore {
 
     fn cache_remove(&self, id_hash: &str) {
         if let Ok(mut c) = self.cache.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             c.remove(id_hash);
         }
     }
@@ -318,6 +324,8 @@ impl TokenStore {
     /// Drops every cached entry (another node changed tokens, or the store was sealed).
     pub fn invalidate_cache(&self) {
         if let Ok(mut c) = self.cache.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             c.clear();
         }
     }
@@ -429,13 +437,23 @@ impl TokenStore {
         if let Some(e) = self.cache_get(id_hash) {
             return Ok(Some(e));
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let view = self.view()?;
         let Some(bytes) = view.get(&format!("id/{id_hash}")).await? else {
             return Ok(None);
         };
         let entry: TokenEntry = serde_json::from_slice(&bytes)
             .map_err(|e| CoreError::Internal(format!("token entry: {e}")))?;
-        self.cache_put(id_hash, &entry);
+        // Cached only if nothing was invalidated meanwhile (checked under the cache's lock,
+        // where invalidations bump the generation).
+        if let Ok(mut c) = self.cache.write() {
+            if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+                if c.len() >= CACHE_LIMIT {
+                    c.clear();
+                }
+                c.insert(id_hash.to_string(), entry.clone());
+            }
+        }
         Ok(Some(entry))
     }
 

@@ -23,6 +23,7 @@ mod path_root;
 mod path_search;
 mod storage;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use signet_core::framework::{Backend, PathBackend};
@@ -38,6 +39,9 @@ pub struct Pki {
     /// [`Pki::delete`], which drop the cached copy; other nodes' writes arrive through
     /// [`Pki::invalidate`] (the core's change feed).
     records: std::sync::RwLock<std::collections::HashMap<String, serde_json::Value>>,
+    /// Bumped (under `records`' lock) by every invalidation: a read that started before one
+    /// does not fill the cache with what it read.
+    records_generation: std::sync::atomic::AtomicU64,
     /// Serialises changes to the set of issuers and keys (see `issuers.rs`).
     pub(crate) issuers_lock: tokio::sync::Mutex<()>,
     /// Serialises CRL builds, so that concurrent fetches of a stale CRL build it once: one
@@ -67,13 +71,16 @@ impl Pki {
         let value = match cached {
             Some(v) => v,
             None => {
+                let generation = self.records_generation.load(Ordering::SeqCst);
                 let v: Option<serde_json::Value> = c.storage.get_json(key).await?;
                 let v = v.unwrap_or(serde_json::Value::Null);
                 if let Ok(mut m) = self.records.write() {
-                    if m.len() > 4096 {
-                        m.clear();
+                    if self.records_generation.load(Ordering::SeqCst) == generation {
+                        if m.len() > 4096 {
+                            m.clear();
+                        }
+                        m.insert(key.to_string(), v.clone());
                     }
-                    m.insert(key.to_string(), v.clone());
                 }
                 v
             }
@@ -113,6 +120,7 @@ impl Pki {
 
     fn forget(&self, key: &str) {
         if let Ok(mut m) = self.records.write() {
+            self.records_generation.fetch_add(1, Ordering::SeqCst);
             m.remove(key);
         }
     }
@@ -157,6 +165,7 @@ impl Pki {
             }
             None => {
                 if let Ok(mut m) = self.records.write() {
+                    self.records_generation.fetch_add(1, Ordering::SeqCst);
                     m.clear();
                 }
                 if let Ok(mut m) = self.crl_cache.lock() {

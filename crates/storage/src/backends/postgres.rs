@@ -483,7 +483,9 @@ impl PostgresStorage {
                 }
                 drop(me);
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // At most a second between attempts: until the feed is back, this node may
+                // serve what other nodes changed meanwhile from its caches.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         });
     }
