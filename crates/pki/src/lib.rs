@@ -213,8 +213,9 @@ pub fn backend() -> PathBackend<Pki> {
     PathBackend::new(Arc::new(Pki::default()), specs)
         .with_periodic(signet_core::framework::handler(path_config_crl::periodic))
         .with_invalidate(Arc::new(Pki::invalidate))
-        // The inventory, its indexes and the revocation index: read from storage every time.
-        .with_uncached(&["certs/", "idx/", "ridx/", "revoked/"])
+        // The inventory, its indexes, the revocation index and the CRL epoch: read from
+        // storage every time.
+        .with_uncached(&["certs/", "idx/", "ridx/", "revoked/", "crl/epoch"])
 }
 
 /// DER of a stored PEM certificate.

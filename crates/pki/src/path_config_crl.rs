@@ -12,7 +12,7 @@ use signet_core::{CoreError, CoreResult, Operation, Response};
 use signet_storage::{Op, Storage};
 use signet_types::FieldType;
 
-use crate::storage::{CertRecord, CERTS_PREFIX, CRL_EPOCH, REVOKED_PREFIX};
+use crate::storage::{CertRecord, CERTS_PREFIX, REVOKED_PREFIX};
 use crate::Pki;
 
 pub const CONFIG_CRL: &str = "config/crl";
@@ -608,7 +608,7 @@ async fn tidy_cancel(_s: Arc<Pki>, _c: Ctx) -> CoreResult<Option<Response>> {
 /// Makes every issuer's CRL rebuild on its next fetch.
 pub(crate) async fn mark_crls_stale(c: &Ctx) -> CoreResult<()> {
     c.storage
-        .put(CRL_EPOCH, uuid::Uuid::new_v4().to_string().into_bytes())
+        .apply(vec![crate::storage::crl_epoch_bump()])
         .await?;
     Ok(())
 }

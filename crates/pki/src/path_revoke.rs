@@ -19,8 +19,7 @@ use signet_types::FieldType;
 
 use crate::issuers::{self, IssuerEntry};
 use crate::storage::{
-    cert_key, ridx_key, CertRecord, CrlState, RevokedEntry, CRL_EPOCH, CRL_STATE, REVOKED_PREFIX,
-    RIDX_PREFIX,
+    cert_key, ridx_key, CertRecord, CrlState, RevokedEntry, CRL_STATE, REVOKED_PREFIX, RIDX_PREFIX,
 };
 use crate::Pki;
 
@@ -125,10 +124,23 @@ enum Form {
 
 /// Marks every CRL stale: one small write, in the same batch as the revocation.
 fn crl_stale_op() -> Op {
-    Op::Put(
-        CRL_EPOCH.into(),
-        uuid::Uuid::new_v4().to_string().into_bytes(),
-    )
+    crate::storage::crl_epoch_bump()
+}
+
+/// The current CRL epoch: every epoch key's value, joined (one `get_many`).
+pub(crate) async fn crl_epoch(c: &Ctx) -> CoreResult<String> {
+    let values = c
+        .storage
+        .get_many(&crate::storage::crl_epoch_keys())
+        .await?;
+    Ok(values
+        .into_iter()
+        .map(|v| {
+            v.map(|v| String::from_utf8_lossy(&v).to_string())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 async fn revoke(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
@@ -349,12 +361,7 @@ pub(crate) async fn current_crl(
     force: bool,
     delta: bool,
 ) -> CoreResult<Arc<Vec<u8>>> {
-    let epoch = c
-        .storage
-        .get(CRL_EPOCH)
-        .await?
-        .map(|v| String::from_utf8_lossy(&v).to_string())
-        .unwrap_or_default();
+    let epoch = crl_epoch(c).await?;
     let cfg = crate::path_config_crl::crl_config(c).await?;
     let expiry = cfg.expiry as i64;
     let cache_key = (issuer.issuer_id.clone(), delta);

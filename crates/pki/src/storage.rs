@@ -15,8 +15,28 @@ pub const CERTS_PREFIX: &str = "certs/";
 pub const REVOKED_PREFIX: &str = "revoked/";
 /// The last CRL built by each issuer, and its number: `crl/state/<issuer id>`.
 pub const CRL_STATE: &str = "crl/state";
-/// Changes whenever a revocation (or a CRL setting) makes every built CRL stale.
+/// Changes whenever a revocation (or a CRL setting) makes every built CRL stale. Older stores
+/// have this one key; a change now writes one of [`CRL_EPOCH_SHARDS`] keys under
+/// `crl/epoch/<n>`, chosen at random, so concurrent revocations do not all update one row (on
+/// PostgreSQL one hot row serialised every revocation behind the previous commit). The epoch
+/// is all of them read together ([`crl_epoch_keys`]).
 pub const CRL_EPOCH: &str = "crl/epoch";
+/// How many keys the CRL epoch is spread over.
+pub const CRL_EPOCH_SHARDS: usize = 16;
+
+/// Every key whose values together make the CRL epoch.
+pub fn crl_epoch_keys() -> Vec<String> {
+    std::iter::once(CRL_EPOCH.to_string())
+        .chain((0..CRL_EPOCH_SHARDS).map(|i| format!("{CRL_EPOCH}/{i}")))
+        .collect()
+}
+
+/// A write that changes the CRL epoch (marks every CRL stale).
+pub fn crl_epoch_bump() -> signet_storage::Op {
+    let id = uuid::Uuid::new_v4();
+    let shard = (id.as_u128() % CRL_EPOCH_SHARDS as u128) as usize;
+    signet_storage::Op::Put(format!("{CRL_EPOCH}/{shard}"), id.to_string().into_bytes())
+}
 
 /// `config/urls`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
