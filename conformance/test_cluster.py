@@ -436,3 +436,34 @@ def test_step_down_hands_the_lead_to_another_node(cluster):
     nxt = wait_leader(cluster, other_than=first, timeout=10)
     assert nxt is not None, "no other node took the lead"
     assert call(leader, "GET", "sys/leader", token=None).json()["is_self"] is False
+
+
+def test_issuers_created_concurrently_on_three_nodes(cluster):
+    """Issuer changes are serialised across nodes (a cluster-wide lock, reads from storage
+    under it): roots generated at once through all three nodes all end up in the mount, with
+    one default, as every node sees it."""
+    addrs = [n["addr"] for n in cluster.nodes]
+    pki = unique("pki")
+    assert call(addrs[0], "POST", f"sys/mounts/{pki}", {"type": "pki"}).status_code == 204
+    within_a_second(lambda: all(call(a, "GET", f"sys/mounts/{pki}").status_code == 200 for a in addrs))
+    made, go = [], threading.Barrier(6)
+
+    def gen(a, i):
+        go.wait()
+        r = call(a, "POST", f"{pki}/issuers/generate/root/internal",
+                 {"common_name": f"root {i}", "key_type": "ec", "issuer_name": f"r{i}"})
+        made.append((r.status_code, r.json()["data"]["issuer_id"] if r.status_code == 200 else r.text))
+    threads = [threading.Thread(target=gen, args=(addrs[i % 3], i)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(st == 200 for st, _ in made), made
+    ids = sorted(i for _, i in made)
+    for a in addrs:
+        def complete():
+            r = call(a, "LIST", f"{pki}/issuers")
+            return r.status_code == 200 and sorted(r.json()["data"]["keys"]) == ids
+        within_a_second(complete)
+        default = call(a, "GET", f"{pki}/config/issuers").json()["data"]["default"]
+        assert default in ids

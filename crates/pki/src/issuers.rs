@@ -10,8 +10,9 @@
 //! subject is its issuer and whose key verifies its signature (or from `manual_chain`). So an
 //! imported root makes every intermediate below it chain to it, and deleting it shortens them.
 //!
-//! Every mutation runs under [`Pki::issuers_lock`]: the set of issuers is read, changed and
-//! written back as one step on this node.
+//! Every mutation runs under [`Pki::lock_issuers`]: the set of issuers is read (from storage,
+//! not the cache), changed and written back as one step, on this node and across the nodes
+//! sharing the storage.
 
 use serde::{Deserialize, Serialize};
 use signet_core::framework::Ctx;
@@ -406,7 +407,7 @@ pub async fn add(
     issuer_name: &str,
     key_name: &str,
 ) -> CoreResult<Imported> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(c).await?;
     check_name(issuer_name, "issuer")?;
     check_name(key_name, "key")?;
     let mut issuers = all_issuers(pki, c).await?;
@@ -582,7 +583,7 @@ pub fn rebuild_chains(issuers: &mut [IssuerEntry], changed: &mut Vec<String>) {
 
 /// Writes one issuer after a change that may affect chains (manual_chain), recomputing all.
 pub async fn save_issuer(pki: &Pki, c: &Ctx, updated: IssuerEntry) -> CoreResult<IssuerEntry> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(c).await?;
     let mut issuers = all_issuers(pki, c).await?;
     let id = updated.issuer_id.clone();
     let mut changed = vec![id.clone()];
@@ -607,7 +608,7 @@ pub async fn save_issuer(pki: &Pki, c: &Ctx, updated: IssuerEntry) -> CoreResult
 
 /// Deletes one issuer (its key stays); returns whether it was the default.
 pub async fn delete_issuer(pki: &Pki, c: &Ctx, id: &str) -> CoreResult<bool> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(c).await?;
     let mut issuers = all_issuers(pki, c).await?;
     issuers.retain(|i| i.issuer_id != id);
     for i in issuers.iter_mut() {
@@ -637,7 +638,7 @@ pub async fn delete_issuer(pki: &Pki, c: &Ctx, id: &str) -> CoreResult<bool> {
 
 /// Deletes every issuer and key (`DELETE root`).
 pub async fn delete_all(pki: &Pki, c: &Ctx) -> CoreResult<()> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(c).await?;
     let mut ops = Vec::new();
     for id in issuer_ids(c).await? {
         ops.push(Op::Delete(format!("{ISSUER_PREFIX}{id}")));

@@ -42,7 +42,8 @@ pub struct Pki {
     /// Bumped (under `records`' lock) by every invalidation: a read that started before one
     /// does not fill the cache with what it read.
     records_generation: std::sync::atomic::AtomicU64,
-    /// Serialises changes to the set of issuers and keys (see `issuers.rs`).
+    /// Serialises changes to the set of issuers and keys in this process (see
+    /// [`Pki::lock_issuers`]).
     pub(crate) issuers_lock: tokio::sync::Mutex<()>,
     /// Serialises CRL builds, so that concurrent fetches of a stale CRL build it once: one
     /// CRL per CRL number (RFC 5280 5.2.3), one signature.
@@ -50,6 +51,12 @@ pub struct Pki {
     /// The CRLs last built or read, per (issuer id, delta), served without reading the CRL
     /// state from storage while the revocation epoch is unchanged and they are fresh.
     pub(crate) crl_cache: std::sync::Mutex<std::collections::HashMap<(String, bool), CachedCrl>>,
+}
+
+/// Held while the set of issuers and keys changes (see [`Pki::lock_issuers`]).
+pub(crate) struct IssuersGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    _cluster: signet_storage::LockGuard,
 }
 
 /// A CRL kept in memory (see [`Pki::crl_cache`]).
@@ -145,6 +152,26 @@ impl Pki {
             self.forget(k);
         }
         Ok(out?)
+    }
+
+    /// Takes the issuer lock: this process's mutex, then the storage's cluster-wide lock; and
+    /// drops the cached records, because the last holder may have been another node whose
+    /// writes' notifications have not arrived yet. Issuer changes are rare; reads after this
+    /// go to storage once.
+    pub(crate) async fn lock_issuers<'a>(
+        &'a self,
+        c: &signet_core::Ctx,
+    ) -> signet_core::CoreResult<IssuersGuard<'a>> {
+        let local = self.issuers_lock.lock().await;
+        let cluster = signet_storage::Storage::lock(&c.storage, "issuers").await?;
+        if let Ok(mut m) = self.records.write() {
+            self.records_generation.fetch_add(1, Ordering::SeqCst);
+            m.clear();
+        }
+        Ok(IssuersGuard {
+            _local: local,
+            _cluster: cluster,
+        })
     }
 
     /// Another node wrote `key` (`None`: anything): drop the copies that depend on it.

@@ -467,7 +467,7 @@ async fn read_config_issuers(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Respons
 }
 
 async fn write_config_issuers(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(&c).await?;
     let mut cfg = issuers::issuers_config(&pki, &c).await?;
     let f = &c.fields;
     if f.is_set("default") {
@@ -527,7 +527,7 @@ async fn read_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 }
 
 async fn update_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(&c).await?;
     let mut k = issuers::resolve_key(&pki, &c, c.param("ref")).await?;
     let name = c.fields.str("key_name");
     issuers::check_name(&name, "key")?;
@@ -558,7 +558,7 @@ async fn update_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
 }
 
 async fn delete_key(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(&c).await?;
     let reference = c.param("ref").to_string();
     let Some(k) = issuers::find_key(&pki, &c, &reference).await? else {
         return Ok(None);
@@ -665,7 +665,7 @@ async fn read_config_keys(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>>
 }
 
 async fn write_config_keys(pki: Arc<Pki>, c: Ctx) -> CoreResult<Option<Response>> {
-    let _guard = pki.issuers_lock.lock().await;
+    let _guard = pki.lock_issuers(&c).await?;
     let mut cfg = issuers::keys_config(&pki, &c).await?;
     if c.fields.is_set("default") {
         let r = c.fields.str("default");

@@ -91,8 +91,11 @@ async fn writes_reach_other_nodes_change_feed() {
     let b = open(&t);
     let mut feed_b = b.clone().coordination().unwrap().subscribe();
     let mut feed_a = a.clone().coordination().unwrap().subscribe();
-    // Let both LISTEN sessions start.
+    // Let both LISTEN sessions start; each begins with "everything changed" (what happened
+    // before it listened is unknown).
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(feed_b.try_recv().unwrap(), Change::All);
+    assert_eq!(feed_a.try_recv().unwrap(), Change::All);
     a.apply(vec![
         signet_storage::Op::Put("sys/policy/p".into(), b"x".to_vec()),
         signet_storage::Op::Delete("sys/token/id/abc".into()),

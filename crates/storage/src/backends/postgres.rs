@@ -10,14 +10,15 @@
 //!   transaction and costs one round trip. PostgreSQL's own group commit covers concurrent
 //!   writers.
 //! * **Listing**: a flat folder (the inventory, the indexes) is read with plain range scans,
-//!   a thousand keys per round trip; when a scan shows sub-folders, a recursive CTE walks the
+//!   1,000 keys in the first round trip and up to 16,000 in later ones; when a scan shows sub-folders, a recursive CTE walks the
 //!   children inside the server instead, jumping past each sub-folder with one index seek, so
 //!   `LIST` of a folder beside a million-entry sibling is one round trip and a few seeks.
 //! * **Change feed**: every batch notifies `<table>_changes` with the writing node's id and the
 //!   keys written (or `*` when the list would not fit PostgreSQL's 8000-byte payload). A
 //!   dedicated connection `LISTEN`s and publishes the keys of other nodes' writes on
 //!   [`PostgresStorage::subscribe`]; after that connection drops and comes back it publishes
-//!   [`Change::All`], because notifications sent meanwhile are lost.
+//!   [`Change::All`], because notifications sent meanwhile are lost (also after the first
+//!   LISTEN: the node may have loaded its state before it).
 //! * **Coordination** ([`crate::Coordination`]): the leader holds a session advisory lock on
 //!   its own connection (released by PostgreSQL when the node dies or the connection drops);
 //!   nodes advertise themselves in `<table>_nodes`; [`Storage::lock`] takes a session advisory
@@ -52,8 +53,10 @@ use crate::{check_key, Change, Coordination, LockGuard, NodeInfo, Op, Storage, S
 const MAX_PAYLOAD: usize = 7900;
 /// How long a request waits for a connection, or for one to be made.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Keys per plain range scan of a flat folder (see `list_page`).
-const PLAIN_SCAN_MAX: i64 = 1000;
+/// Keys in the first plain range scan of a folder, and the most in any later one (see
+/// `list_page`).
+const PLAIN_SCAN_FIRST: i64 = 1000;
+const PLAIN_SCAN_MAX: i64 = 16_000;
 /// A node not seen for this long is left out of `sys/ha-status`.
 const NODE_STALE_SECS: i32 = 30;
 
@@ -518,11 +521,12 @@ impl PostgresStorage {
             driver.abort();
             return Err(pg_err(e));
         }
+        // Notifications sent before this LISTEN took effect are lost (while reconnecting, or
+        // between this node loading its state and the first LISTEN): every cache starts over.
         if *connected_before {
-            // Notifications sent while we were away are lost: every cache starts over.
             tracing::info!("PostgreSQL change feed reconnected; resynchronising caches");
-            let _ = self.changes.send(Change::All);
         }
+        let _ = self.changes.send(Change::All);
         *connected_before = true;
         while let Some(payload) = rx.recv().await {
             let mut lines = payload.split('\n');
@@ -702,8 +706,12 @@ impl Storage for PostgresStorage {
             let mut from_key = start.clone();
             let mut flat: Vec<String> = Vec::new();
             let mut folded = false;
+            // Pages grow while the folder stays flat: a folder with sub-folders costs one
+            // small page at most, a long flat one (a CRL's revocation index) few round trips.
+            let mut page = PLAIN_SCAN_FIRST;
             loop {
-                let want = (limit - flat.len() as i64).min(PLAIN_SCAN_MAX);
+                let want = (limit - flat.len() as i64).min(page);
+                page = (page * 4).min(PLAIN_SCAN_MAX);
                 let rows = client
                     .query(&stmt, &[&from_key, &hi, &want])
                     .await
