@@ -467,3 +467,23 @@ def test_issuers_created_concurrently_on_three_nodes(cluster):
         within_a_second(complete)
         default = call(a, "GET", f"{pki}/config/issuers").json()["data"]["default"]
         assert default in ids
+
+
+def test_mounts_enabled_concurrently_on_three_nodes(cluster):
+    """The mount table is one record: enabling mounts through all three nodes at once keeps
+    every one (changes take a cluster-wide lock and re-read the table under it)."""
+    addrs = [n["addr"] for n in cluster.nodes]
+    names = [unique("kv") for _ in range(9)]
+    results, go = [], threading.Barrier(len(names))
+
+    def enable(a, name):
+        go.wait()
+        results.append(call(a, "POST", f"sys/mounts/{name}", {"type": "kv", "options": {"version": "1"}}).status_code)
+    threads = [threading.Thread(target=enable, args=(addrs[i % 3], n)) for i, n in enumerate(names)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [204] * len(names), results
+    for a in addrs:
+        within_a_second(lambda: all(f"{n}/" in call(a, "GET", "sys/mounts").json()["data"] for n in names))

@@ -251,11 +251,13 @@ impl AuditBroker {
             options,
             local,
         };
-        let mut table: Vec<DynamicDevice> = self
-            .dynamic
-            .read()
-            .map(|d| d.iter().map(|(c, _)| c.clone()).collect())
-            .unwrap_or_default();
+        // The stored table, under the storage's cluster-wide lock: another node sharing the
+        // storage may have changed it a moment ago.
+        let _cluster = view.lock(DEVICES_KEY).await?;
+        let mut table: Vec<DynamicDevice> = view.get_json(DEVICES_KEY).await?.unwrap_or_default();
+        if table.iter().any(|c| c.path == path) {
+            return Err(CoreError::bad(format!("path already in use: {path}")));
+        }
         table.push(cfg.clone());
         let salt = Self::salt_for(&view, &path).await?;
         view.put_json(DEVICES_KEY, &table).await?;
@@ -292,16 +294,9 @@ impl AuditBroker {
             .ok()
             .and_then(|v| v.clone())
             .ok_or(CoreError::Sealed)?;
-        let table: Vec<DynamicDevice> = self
-            .dynamic
-            .read()
-            .map(|d| {
-                d.iter()
-                    .filter(|(c, _)| c.path != path)
-                    .map(|(c, _)| c.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let _cluster = view.lock(DEVICES_KEY).await?;
+        let mut table: Vec<DynamicDevice> = view.get_json(DEVICES_KEY).await?.unwrap_or_default();
+        table.retain(|c| c.path != path);
         view.put_json(DEVICES_KEY, &table).await?;
         view.delete(&format!("{path}salt")).await?;
         if let Ok(mut d) = self.dynamic.write() {

@@ -258,10 +258,30 @@ impl Core {
         }
     }
 
+    /// The mount table to change, with the state lock already held: over a shared storage,
+    /// under the cluster-wide `core/mounts` lock and re-read from storage (another node may
+    /// have changed it a moment ago, its notification still in flight), so two nodes enabling
+    /// mounts at once both keep theirs.
+    pub(crate) async fn table_for_change(
+        &self,
+    ) -> CoreResult<(Arc<MountTable>, Option<signet_storage::LockGuard>)> {
+        if self.coord.is_none() {
+            return Ok((self.mount_table(), None));
+        }
+        let guard = signet_storage::Storage::lock(self.barrier.as_ref(), "core/mounts").await?;
+        self.reload_mounts_locked().await?;
+        Ok((self.mount_table(), Some(guard)))
+    }
+
     /// Re-reads both mount tables, keeping the running engine of every mount whose identity
     /// (uuid, type, options) is unchanged, so its caches survive a tune elsewhere.
     pub(crate) async fn reload_mounts(&self) -> CoreResult<()> {
         let _guard = self.state_lock.lock().await;
+        self.reload_mounts_locked().await
+    }
+
+    /// [`Core::reload_mounts`] with the state lock held by the caller.
+    async fn reload_mounts_locked(&self) -> CoreResult<()> {
         if self.is_sealed() {
             return Ok(());
         }

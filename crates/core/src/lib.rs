@@ -693,7 +693,7 @@ impl Core {
             }
             _ => {}
         }
-        let current = self.mount_table();
+        let (current, _cluster) = self.table_for_change().await?;
         if let Some(existing) = current.conflict(table, &entry.path) {
             return Err(CoreError::bad(format!(
                 "path is already in use at {}",
@@ -719,7 +719,7 @@ impl Core {
     pub async fn disable_mount(&self, table: Table, path: &str) -> CoreResult<()> {
         let _guard = self.state_lock.lock().await;
         let path = mounts::normalize_mount_path(path);
-        let current = self.mount_table();
+        let (current, _cluster) = self.table_for_change().await?;
         let Some(m) = current.get(table, &path).cloned() else {
             return Ok(());
         };
@@ -752,7 +752,7 @@ impl Core {
     {
         let _guard = self.state_lock.lock().await;
         let path = mounts::normalize_mount_path(path);
-        let current = self.mount_table();
+        let (current, _cluster) = self.table_for_change().await?;
         let mut next = (*current).clone();
         let m = next
             .mounts
@@ -781,7 +781,7 @@ impl Core {
                 "cannot remount between secret engines and auth methods",
             ));
         }
-        let current = self.mount_table();
+        let (current, _cluster) = self.table_for_change().await?;
         let src = current.get(from_table, &from_path).ok_or_else(|| {
             CoreError::bad(format!(
                 "no matching mount at \"{}/\"",
