@@ -9,6 +9,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use signet_storage::testkit::pg_url;
+
 const BIN: &str = env!("CARGO_BIN_EXE_signet");
 
 struct Dev {
@@ -780,25 +782,6 @@ fn help_flags_print_usage() {
             "{text}"
         );
     }
-}
-
-/// The PostgreSQL the migration tests use: `SIGNET_TEST_PG_URL` when set, otherwise the
-/// private cluster `scripts/pg.sh ensure` starts (as crates/storage/tests/postgres.rs does).
-fn pg_url() -> String {
-    if let Ok(u) = std::env::var("SIGNET_TEST_PG_URL") {
-        return u;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh");
-    let out = Command::new("bash")
-        .args([script, "ensure"])
-        .output()
-        .expect("run scripts/pg.sh");
-    assert!(
-        out.status.success(),
-        "scripts/pg.sh could not start PostgreSQL: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A PostgreSQL table no other test or run uses.

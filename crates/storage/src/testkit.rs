@@ -9,6 +9,29 @@ use std::sync::Arc;
 
 use crate::{Op, Storage};
 
+/// The PostgreSQL the tests use: `SIGNET_TEST_PG_URL` when set (scripts/test.sh sets it),
+/// otherwise the private cluster `scripts/pg.sh ensure` starts on loopback.
+pub fn pg_url() -> String {
+    if let Ok(u) = std::env::var("SIGNET_TEST_PG_URL") {
+        return u;
+    }
+    let out = std::process::Command::new("bash")
+        .args([pg_script(), "ensure"])
+        .output()
+        .expect("run scripts/pg.sh");
+    assert!(
+        out.status.success(),
+        "scripts/pg.sh could not start PostgreSQL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `scripts/pg.sh` of this repository.
+pub fn pg_script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh")
+}
+
 /// Runs every check against `s`, which must start empty.
 pub async fn battery(s: Arc<dyn Storage>) {
     basic_crud(s.as_ref()).await;

@@ -11,26 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use signet_storage::backends::postgres::{PostgresOptions, PostgresStorage};
+use signet_storage::testkit::{pg_script, pg_url};
 use signet_storage::{
     testkit, Barrier, Change, Coordination, NodeInfo, Storage, StorageError, StorageView,
 };
-
-fn pg_url() -> String {
-    if let Ok(u) = std::env::var("SIGNET_TEST_PG_URL") {
-        return u;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh");
-    let out = std::process::Command::new("bash")
-        .args([script, "ensure"])
-        .output()
-        .expect("run scripts/pg.sh");
-    assert!(
-        out.status.success(),
-        "scripts/pg.sh could not start PostgreSQL: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn table(name: &str) -> String {
     let r = uuid::Uuid::new_v4().simple().to_string();
@@ -264,9 +248,8 @@ fn pg_ca() -> String {
     if let Ok(ca) = std::env::var("SIGNET_TEST_PG_CA") {
         return ca;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh");
     let out = std::process::Command::new("bash")
-        .args([script, "ca"])
+        .args([pg_script(), "ca"])
         .output()
         .expect("run scripts/pg.sh ca");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
