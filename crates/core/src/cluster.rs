@@ -358,7 +358,8 @@ impl Core {
             .iter()
             .map(|n| {
                 json!({
-                    "hostname": n.node_id,
+                    "hostname": n.hostname,
+                    "node_id": n.node_id,
                     "api_address": n.api_addr,
                     "cluster_address": n.cluster_addr,
                     "active_node": n.leader_since.is_some(),

@@ -154,6 +154,10 @@ impl Core {
                 .map(|c| c.node_id().to_string())
                 .unwrap_or_default(),
             version: VERSION.to_string(),
+            // Linux's host name (the kernel's view); empty elsewhere.
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
             ..Default::default()
         };
         Arc::new_cyclic(|weak: &Weak<Core>| Core {

@@ -153,6 +153,8 @@ pub struct NodeInfo {
     pub last_seen: i64,
     /// Unix seconds since which it has been the leader, if it is.
     pub leader_since: Option<i64>,
+    /// The machine's host name.
+    pub hostname: String,
 }
 
 /// The services several nodes over one shared backend need: a feed of other nodes' writes,

@@ -342,3 +342,51 @@ async fn tls_to_the_database() {
     })
     .is_err());
 }
+
+/// A table left at an older schema version by an older signet is brought forward on first use,
+/// keeping its data; a table newer than this binary is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_schema_is_migrated_and_newer_is_refused() {
+    let t = table("mig");
+    let s = open(&t);
+    s.put("kept", b"v".to_vec()).await.unwrap();
+    let (db, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Back to version 2: the hostname column did not exist.
+    db.batch_execute(&format!(
+        "ALTER TABLE {t}_nodes DROP COLUMN hostname;
+         UPDATE signet_schema SET version = 2 WHERE table_name = '{t}'"
+    ))
+    .await
+    .unwrap();
+    let again = open(&t);
+    assert_eq!(again.get("kept").await.unwrap(), Some(b"v".to_vec()));
+    let version: i32 = db
+        .query_one(
+            "SELECT version FROM signet_schema WHERE table_name = $1",
+            &[&t],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 3);
+    let coord = again.clone().coordination().unwrap();
+    let me = NodeInfo {
+        node_id: coord.node_id().to_string(),
+        hostname: "host-a".into(),
+        ..Default::default()
+    };
+    coord.heartbeat(&me).await.unwrap();
+    assert_eq!(coord.nodes().await.unwrap()[0].hostname, "host-a");
+    // From a newer signet: refused, with the reason.
+    db.execute(
+        "UPDATE signet_schema SET version = 99 WHERE table_name = $1",
+        &[&t],
+    )
+    .await
+    .unwrap();
+    let e = open(&t).get("kept").await.unwrap_err();
+    assert!(e.to_string().contains("newer than this signet"), "{e}");
+}

@@ -282,12 +282,15 @@ fn tls_connector(ca: Option<&PathBuf>) -> Result<MakeRustlsConnect, StorageError
 }
 
 /// Every schema version, applied in order, each in the same transaction as its version bump.
+/// A new version is appended, never edited: tables at any older version are brought forward.
 fn migrations(t: &str) -> Vec<String> {
     vec![
+        // 1: the key/value table.
         format!(
             "CREATE TABLE IF NOT EXISTS {t} (key bytea PRIMARY KEY, value bytea NOT NULL);
              ALTER TABLE {t} ALTER COLUMN value SET STORAGE EXTERNAL;"
         ),
+        // 2: the nodes of the cluster.
         format!(
             "CREATE TABLE IF NOT EXISTS {t}_nodes (
                 node_id text PRIMARY KEY,
@@ -298,6 +301,10 @@ fn migrations(t: &str) -> Vec<String> {
                 last_seen timestamptz NOT NULL DEFAULT now(),
                 leader_since timestamptz
              );"
+        ),
+        // 3: the node's host name for sys/ha-status.
+        format!(
+            "ALTER TABLE {t}_nodes ADD COLUMN IF NOT EXISTS hostname text NOT NULL DEFAULT '';"
         ),
     ]
 }
@@ -886,7 +893,7 @@ impl Coordination for PostgresStorage {
                 &format!(
                     "SELECT node_id, api_addr, cluster_addr, version,
                             extract(epoch FROM last_seen)::bigint,
-                            extract(epoch FROM leader_since)::bigint
+                            extract(epoch FROM leader_since)::bigint, hostname
                      FROM {t}_nodes
                      WHERE last_seen > now() - make_interval(secs => $1)
                      ORDER BY started_at, node_id"
@@ -904,6 +911,7 @@ impl Coordination for PostgresStorage {
                 version: r.get(3),
                 last_seen: r.get::<_, i64>(4),
                 leader_since: r.get::<_, Option<i64>>(5),
+                hostname: r.get(6),
             })
             .collect())
     }
@@ -919,25 +927,31 @@ impl PostgresStorage {
         let t = &self.table;
         let sql = if leader {
             format!(
-                "INSERT INTO {t}_nodes (node_id, api_addr, cluster_addr, version, leader_since)
-                 VALUES ($1, $2, $3, $4, now())
+                "INSERT INTO {t}_nodes (node_id, api_addr, cluster_addr, version, hostname, leader_since)
+                 VALUES ($1, $2, $3, $4, $5, now())
                  ON CONFLICT (node_id) DO UPDATE SET api_addr = EXCLUDED.api_addr,
                    cluster_addr = EXCLUDED.cluster_addr, version = EXCLUDED.version,
-                   last_seen = now(),
+                   hostname = EXCLUDED.hostname, last_seen = now(),
                    leader_since = COALESCE({t}_nodes.leader_since, now())"
             )
         } else {
             format!(
-                "INSERT INTO {t}_nodes (node_id, api_addr, cluster_addr, version)
-                 VALUES ($1, $2, $3, $4)
+                "INSERT INTO {t}_nodes (node_id, api_addr, cluster_addr, version, hostname)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (node_id) DO UPDATE SET api_addr = EXCLUDED.api_addr,
                    cluster_addr = EXCLUDED.cluster_addr, version = EXCLUDED.version,
-                   last_seen = now(), leader_since = NULL"
+                   hostname = EXCLUDED.hostname, last_seen = now(), leader_since = NULL"
             )
         };
         c.execute(
             &sql,
-            &[&me.node_id, &me.api_addr, &me.cluster_addr, &me.version],
+            &[
+                &me.node_id,
+                &me.api_addr,
+                &me.cluster_addr,
+                &me.version,
+                &me.hostname,
+            ],
         )
         .await
         .map_err(pg_err)?;
