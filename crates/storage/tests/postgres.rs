@@ -204,6 +204,24 @@ async fn named_locks_exclude_across_nodes() {
     assert!(acquired >= released);
 }
 
+/// A lock held too long by another node fails the wait after `lock_timeout` as
+/// "unavailable" (a 503 upstream), rather than hanging the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_too_long_fails_the_wait() {
+    let t = table("locktimeout");
+    let a = open(&t);
+    let b = PostgresStorage::new(PostgresOptions {
+        connection_url: pg_url(),
+        table: t.clone(),
+        lock_timeout: Duration::from_millis(700),
+        ..Default::default()
+    })
+    .unwrap();
+    let _held = a.lock("busy").await.unwrap();
+    let e = b.lock("busy").await.err().expect("the wait must fail");
+    assert!(matches!(e, StorageError::Unavailable(_)), "{e:?}");
+}
+
 /// An unreachable database is "unavailable" (a 503 upstream), promptly, not a hang or a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_database_is_unavailable() {

@@ -75,6 +75,8 @@ pub struct PostgresOptions {
     /// Several nodes share the table (default): change feed and leader election on. `false`
     /// declares this the only node.
     pub ha_enabled: bool,
+    /// Longest wait for a [`Storage::lock`] held by another node (default 30 s).
+    pub lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresOptions {
@@ -95,6 +97,7 @@ impl Default for PostgresOptions {
             max_parallel: 128,
             tls_ca_file: None,
             ha_enabled: true,
+            lock_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -126,6 +129,7 @@ pub struct PostgresStorage {
     listener_started: AtomicBool,
     leader_conn: Mutex<Option<(Client, bool)>>,
     ha_enabled: bool,
+    lock_timeout: Duration,
     quiet: std::sync::RwLock<Option<crate::QuietKeys>>,
 }
 
@@ -150,7 +154,9 @@ fn pg_err(e: tokio_postgres::Error) -> StorageError {
             None => true,
             Some(code) => {
                 let c = code.code();
-                c.starts_with("08") || c.starts_with("57P") || c == "53300"
+                // 08: connection, 57P: shutdown/starting, 53300: too many connections,
+                // 55P03: a lock wait timed out (another node holds it too long).
+                c.starts_with("08") || c.starts_with("57P") || c == "53300" || c == "55P03"
             }
         };
     let msg = match e.as_db_error() {
@@ -404,6 +410,7 @@ impl PostgresStorage {
             listener_started: AtomicBool::new(false),
             leader_conn: Mutex::new(None),
             ha_enabled: opts.ha_enabled,
+            lock_timeout: opts.lock_timeout,
             quiet: std::sync::RwLock::new(None),
         })
     }
@@ -780,6 +787,15 @@ impl Storage for PostgresStorage {
     async fn lock(&self, name: &str) -> Result<LockGuard, StorageError> {
         self.ready().await?;
         let client = self.dedicated().await?;
+        // A holder that hangs (alive, not progressing) must not hang every waiter: past
+        // `lock_timeout` the wait fails with 55P03, answered as "unavailable" (503).
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = {}",
+                self.lock_timeout.as_millis().max(1)
+            ))
+            .await
+            .map_err(pg_err)?;
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
