@@ -428,6 +428,23 @@ impl Barrier {
         )))
     }
 
+    /// Encrypts the values of a batch under the active term.
+    fn seal_ops(&self, ops: Vec<Op>) -> Result<Vec<Op>, StorageError> {
+        let ring = self.current()?;
+        let mut sealed = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                Op::Put(k, v) => {
+                    let v = Zeroizing::new(v);
+                    let c = self.encrypt(&ring, &k, &v)?;
+                    sealed.push(Op::Put(k, c));
+                }
+                Op::Delete(k) => sealed.push(Op::Delete(k)),
+            }
+        }
+        Ok(sealed)
+    }
+
     fn term_of(blob: &[u8]) -> Option<u32> {
         if blob.len() < 5 {
             return None;
@@ -468,19 +485,13 @@ impl Storage for Barrier {
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        let ring = self.current()?;
-        let mut sealed = Vec::with_capacity(ops.len());
-        for op in ops {
-            match op {
-                Op::Put(k, v) => {
-                    let v = Zeroizing::new(v);
-                    let c = self.encrypt(&ring, &k, &v)?;
-                    sealed.push(Op::Put(k, c));
-                }
-                Op::Delete(k) => sealed.push(Op::Delete(k)),
-            }
-        }
+        let sealed = self.seal_ops(ops)?;
         self.physical.apply(sealed).await
+    }
+
+    async fn apply_unannounced(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        let sealed = self.seal_ops(ops)?;
+        self.physical.apply_unannounced(sealed).await
     }
 
     async fn list_page(

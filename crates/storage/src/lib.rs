@@ -93,6 +93,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Applies every operation or none.
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError>;
 
+    /// Like [`Storage::apply`], without telling other nodes: for writes no node can have
+    /// cached yet (a brand-new token). Single-node backends have no one to tell.
+    async fn apply_unannounced(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        self.apply(ops).await
+    }
+
     /// Immediate children of `prefix`, folders with a trailing `/`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         self.list_page(prefix, "", usize::MAX).await

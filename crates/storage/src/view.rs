@@ -36,6 +36,15 @@ impl StorageView {
         &self.prefix
     }
 
+    fn full_ops(&self, ops: Vec<Op>) -> Vec<Op> {
+        ops.into_iter()
+            .map(|op| match op {
+                Op::Put(k, v) => Op::Put(self.full(&k), v),
+                Op::Delete(k) => Op::Delete(self.full(&k)),
+            })
+            .collect()
+    }
+
     fn full(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
     }
@@ -121,14 +130,11 @@ impl Storage for StorageView {
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        let ops = ops
-            .into_iter()
-            .map(|op| match op {
-                Op::Put(k, v) => Op::Put(self.full(&k), v),
-                Op::Delete(k) => Op::Delete(self.full(&k)),
-            })
-            .collect();
-        self.inner.apply(ops).await
+        self.inner.apply(self.full_ops(ops)).await
+    }
+
+    async fn apply_unannounced(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        self.inner.apply_unannounced(self.full_ops(ops)).await
     }
 
     async fn list_page(

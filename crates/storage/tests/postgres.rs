@@ -100,6 +100,19 @@ async fn writes_reach_other_nodes_change_feed() {
             .is_err(),
         "a node is not told about its own writes"
     );
+    // A write no cache can hold yet (a new token) reaches nobody.
+    a.apply_unannounced(vec![signet_storage::Op::Put(
+        "sys/token/id/new".into(),
+        b"x".to_vec(),
+    )])
+    .await
+    .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), feed_b.recv())
+            .await
+            .is_err(),
+        "an unannounced write was announced"
+    );
     // A batch too large to list becomes "everything changed".
     let ops = (0..2000)
         .map(|i| signet_storage::Op::Put(format!("bulk/{i:05}-with-a-longish-name"), vec![1]))

@@ -625,65 +625,11 @@ impl Storage for PostgresStorage {
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        for op in &ops {
-            check_key(op.key())?;
-        }
-        if ops.is_empty() {
-            return Ok(());
-        }
-        // Last write per key wins: one statement cannot touch a row twice.
-        let mut last: std::collections::BTreeMap<&str, Option<&[u8]>> = Default::default();
-        for op in &ops {
-            match op {
-                Op::Put(k, v) => last.insert(k.as_str(), Some(v.as_slice())),
-                Op::Delete(k) => last.insert(k.as_str(), None),
-            };
-        }
-        let mut del: Vec<&[u8]> = Vec::new();
-        let mut put_k: Vec<&[u8]> = Vec::new();
-        let mut put_v: Vec<&[u8]> = Vec::new();
-        for (k, v) in &last {
-            match v {
-                Some(v) => {
-                    put_k.push(k.as_bytes());
-                    put_v.push(v);
-                }
-                None => del.push(k.as_bytes()),
-            }
-        }
-        // Only keys some node may cache are announced; none at all without other nodes.
-        let keys: Vec<&str> = if self.ha_enabled {
-            let quiet = self.quiet.read().ok().and_then(|q| q.clone());
-            last.keys()
-                .copied()
-                .filter(|k| !quiet.as_ref().is_some_and(|q| q(k)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.ready().await?;
-        let client = self.pool.get().await.map_err(pool_err)?;
-        if keys.is_empty() {
-            let stmt = client
-                .prepare_cached(&self.sql.apply_quiet)
-                .await
-                .map_err(pg_err)?;
-            client
-                .execute(&stmt, &[&del, &put_k, &put_v])
-                .await
-                .map_err(pg_err)?;
-        } else {
-            let payload = self.payload(&keys);
-            let stmt = client
-                .prepare_cached(&self.sql.apply)
-                .await
-                .map_err(pg_err)?;
-            client
-                .execute(&stmt, &[&del, &put_k, &put_v, &self.sql.channel, &payload])
-                .await
-                .map_err(pg_err)?;
-        }
-        Ok(())
+        self.write(ops, true).await
+    }
+
+    async fn apply_unannounced(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        self.write(ops, false).await
     }
 
     async fn list_page(
@@ -934,6 +880,69 @@ impl Coordination for PostgresStorage {
 }
 
 impl PostgresStorage {
+    /// One atomic batch; `announce`: notify the other nodes of the keys some cache depends on.
+    async fn write(&self, ops: Vec<Op>, announce: bool) -> Result<(), StorageError> {
+        for op in &ops {
+            check_key(op.key())?;
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // Last write per key wins: one statement cannot touch a row twice.
+        let mut last: std::collections::BTreeMap<&str, Option<&[u8]>> = Default::default();
+        for op in &ops {
+            match op {
+                Op::Put(k, v) => last.insert(k.as_str(), Some(v.as_slice())),
+                Op::Delete(k) => last.insert(k.as_str(), None),
+            };
+        }
+        let mut del: Vec<&[u8]> = Vec::new();
+        let mut put_k: Vec<&[u8]> = Vec::new();
+        let mut put_v: Vec<&[u8]> = Vec::new();
+        for (k, v) in &last {
+            match v {
+                Some(v) => {
+                    put_k.push(k.as_bytes());
+                    put_v.push(v);
+                }
+                None => del.push(k.as_bytes()),
+            }
+        }
+        // Only keys some node may cache are announced; none at all without other nodes.
+        let keys: Vec<&str> = if self.ha_enabled && announce {
+            let quiet = self.quiet.read().ok().and_then(|q| q.clone());
+            last.keys()
+                .copied()
+                .filter(|k| !quiet.as_ref().is_some_and(|q| q(k)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.ready().await?;
+        let client = self.pool.get().await.map_err(pool_err)?;
+        if keys.is_empty() {
+            let stmt = client
+                .prepare_cached(&self.sql.apply_quiet)
+                .await
+                .map_err(pg_err)?;
+            client
+                .execute(&stmt, &[&del, &put_k, &put_v])
+                .await
+                .map_err(pg_err)?;
+        } else {
+            let payload = self.payload(&keys);
+            let stmt = client
+                .prepare_cached(&self.sql.apply)
+                .await
+                .map_err(pg_err)?;
+            client
+                .execute(&stmt, &[&del, &put_k, &put_v, &self.sql.channel, &payload])
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(())
+    }
+
     async fn heartbeat_on(
         &self,
         c: &Client,
