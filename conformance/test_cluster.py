@@ -66,12 +66,13 @@ def test_writes_on_one_node_are_seen_by_the_others(cluster):
     within_a_second(lambda: call(b, "GET", f"sys/mounts/{pki}").status_code == 200)
     r = call(b, "POST", f"{pki}/root/generate/internal", {"common_name": "x", "key_type": "ec"})
     assert r.status_code == 200, r.text
-    # A role made on C is used on A; narrowed on B, A refuses the old name.
+    # A role made on C is used on A; narrowed on B, A refuses the old name. (Leaves of an hour:
+    # the default TTL would reach past the root's own expiry, made a moment earlier.)
     assert call(c, "POST", f"{pki}/roles/web", {"allowed_domains": "example.com", "allow_subdomains": True,
-                                                 "key_type": "ec"}).status_code in (200, 204)
+                                                 "key_type": "ec", "max_ttl": "1h"}).status_code in (200, 204)
     within_a_second(lambda: call(a, "POST", f"{pki}/issue/web", {"common_name": "a.example.com"}).status_code == 200)
     assert call(b, "POST", f"{pki}/roles/web", {"allowed_domains": "example.org", "allow_subdomains": True,
-                                                 "key_type": "ec"}).status_code in (200, 204)
+                                                 "key_type": "ec", "max_ttl": "1h"}).status_code in (200, 204)
     within_a_second(lambda: call(a, "POST", f"{pki}/issue/web", {"common_name": "a.example.com"}).status_code == 400)
 
     # A policy changed on C applies to a token on B; a token revoked on A is refused on C.
