@@ -32,6 +32,16 @@ pub fn pg_script() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg.sh")
 }
 
+/// Runs the battery through a barrier over `physical` (initialised and unsealed here), in a
+/// view away from the keyring entry.
+pub async fn barrier_battery(physical: Arc<dyn Storage>) {
+    let barrier = Arc::new(crate::Barrier::new(physical));
+    let key = barrier.generate_key().unwrap();
+    barrier.initialize(&key).await.unwrap();
+    barrier.unseal(&key).await.unwrap();
+    battery(Arc::new(crate::StorageView::new(barrier, "logical/test/"))).await;
+}
+
 /// Runs every check against `s`, which must start empty.
 pub async fn battery(s: Arc<dyn Storage>) {
     basic_crud(s.as_ref()).await;

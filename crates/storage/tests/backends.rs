@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use signet_storage::backends::{inmem::InmemStorage, sqlite::SqliteStorage};
-use signet_storage::{testkit, Barrier, Storage, StorageError, StorageView};
+use signet_storage::{testkit, Barrier, Storage, StorageError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inmem_passes_battery() {
@@ -22,13 +22,10 @@ async fn sqlite_passes_battery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barrier_over_sqlite_passes_battery() {
     let dir = tempfile::tempdir().unwrap();
-    let phys: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path().join("b.db")).unwrap());
-    let barrier = Arc::new(Barrier::new(phys));
-    let key = barrier.generate_key().unwrap();
-    barrier.initialize(&key).await.unwrap();
-    barrier.unseal(&key).await.unwrap();
-    // The battery runs in a view, away from the keyring entry.
-    testkit::battery(Arc::new(StorageView::new(barrier, "logical/test/"))).await;
+    testkit::barrier_battery(Arc::new(
+        SqliteStorage::open(dir.path().join("b.db")).unwrap(),
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

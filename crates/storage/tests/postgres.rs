@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use signet_storage::backends::postgres::{PostgresOptions, PostgresStorage};
 use signet_storage::testkit::{pg_script, pg_url};
-use signet_storage::{
-    testkit, Barrier, Change, Coordination, NodeInfo, Storage, StorageError, StorageView,
-};
+use signet_storage::{testkit, Barrier, Change, Coordination, NodeInfo, Storage, StorageError};
 
 fn table(name: &str) -> String {
     let r = uuid::Uuid::new_v4().simple().to_string();
@@ -40,12 +38,7 @@ async fn postgres_passes_battery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barrier_over_postgres_passes_battery() {
-    let phys: Arc<dyn Storage> = open(&table("barrier"));
-    let barrier = Arc::new(Barrier::new(phys));
-    let key = barrier.generate_key().unwrap();
-    barrier.initialize(&key).await.unwrap();
-    barrier.unseal(&key).await.unwrap();
-    testkit::battery(Arc::new(StorageView::new(barrier, "logical/test/"))).await;
+    testkit::barrier_battery(open(&table("barrier"))).await;
 }
 
 /// Nodes starting together on a new table all come up: the schema is created once.
