@@ -49,6 +49,25 @@ def within_a_second(fn):
     return value
 
 
+def all_at_once(addrs, each, per_node=1):
+    """Sends `each(session, addr)` from per_node threads per node, all released together, each
+    on a connection opened beforehand; the results, in no particular order."""
+    go = threading.Barrier(len(addrs) * per_node)
+    results = []
+
+    def one(a):
+        sess = requests.Session()
+        sess.get(f"{a}/v1/sys/health", timeout=TIMEOUT)
+        go.wait()
+        results.append(each(sess, a))
+    threads = [threading.Thread(target=one, args=(a,)) for a in addrs for _ in range(per_node)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def setup_pki(addr, path):
     assert call(addr, "POST", f"sys/mounts/{path}", {"type": "pki", "config": {"max_lease_ttl": "87600h"}}).status_code == 204
     r = call(addr, "POST", f"{path}/root/generate/internal", {"common_name": "cluster root", "key_type": "ec", "ttl": "8760h"})
@@ -356,20 +375,9 @@ def test_single_use_secret_id_logs_in_once_across_nodes(cluster):
     role_id = call(addrs[1], "GET", f"auth/{path}/role/once/role-id").json()["data"]["role_id"]
     for _ in range(10):
         secret = call(addrs[2], "POST", f"auth/{path}/role/once/secret-id").json()["data"]["secret_id"]
-        results = []
-        go = threading.Barrier(len(addrs) * 3)  # every login leaves at once, connections open
-
-        def login(a):
-            sess = requests.Session()
-            sess.get(f"{a}/v1/sys/health", timeout=TIMEOUT)
-            go.wait()
-            r = sess.post(f"{a}/v1/auth/{path}/login", json={"role_id": role_id, "secret_id": secret}, timeout=TIMEOUT)
-            results.append(r.status_code)
-        threads = [threading.Thread(target=login, args=(a,)) for a in addrs for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = all_at_once(addrs, lambda sess, a: sess.post(
+            f"{a}/v1/auth/{path}/login", json={"role_id": role_id, "secret_id": secret}, timeout=TIMEOUT).status_code,
+            per_node=3)
         assert sorted(results).count(200) == 1, results
 
 
@@ -379,19 +387,9 @@ def test_single_use_token_is_used_once_across_nodes(cluster):
     for _ in range(10):
         tok = call(addrs[0], "POST", "auth/token/create", {"num_uses": 1, "policies": ["default"]}).json()["auth"]["client_token"]
         wait_until(lambda: all(call(a, "GET", "sys/health", token=None).status_code == 200 for a in addrs), timeout=2)
-        results = []
-        go = threading.Barrier(len(addrs) * 3)
-
-        def use(a):
-            sess = requests.Session()
-            sess.get(f"{a}/v1/sys/health", timeout=TIMEOUT)
-            go.wait()
-            results.append(sess.get(f"{a}/v1/auth/token/lookup-self", headers={"X-Vault-Token": tok}, timeout=TIMEOUT).status_code)
-        threads = [threading.Thread(target=use, args=(a,)) for a in addrs for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = all_at_once(addrs, lambda sess, a: sess.get(
+            f"{a}/v1/auth/token/lookup-self", headers={"X-Vault-Token": tok}, timeout=TIMEOUT).status_code,
+            per_node=3)
         assert sorted(results).count(200) == 1, results
         assert set(results) <= {200, 403}, results
 
@@ -447,18 +445,12 @@ def test_issuers_created_concurrently_on_three_nodes(cluster):
     pki = unique("pki")
     assert call(addrs[0], "POST", f"sys/mounts/{pki}", {"type": "pki"}).status_code == 204
     within_a_second(lambda: all(call(a, "GET", f"sys/mounts/{pki}").status_code == 200 for a in addrs))
-    made, go = [], threading.Barrier(6)
-
-    def gen(a, i):
-        go.wait()
-        r = call(a, "POST", f"{pki}/issuers/generate/root/internal",
-                 {"common_name": f"root {i}", "key_type": "ec", "issuer_name": f"r{i}"})
-        made.append((r.status_code, r.json()["data"]["issuer_id"] if r.status_code == 200 else r.text))
-    threads = [threading.Thread(target=gen, args=(addrs[i % 3], i)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    def gen(sess, a):
+        name = unique("r")
+        r = sess.post(f"{a}/v1/{pki}/issuers/generate/root/internal", headers=H, timeout=TIMEOUT,
+                      json={"common_name": f"root {name}", "key_type": "ec", "issuer_name": name})
+        return r.status_code, r.json()["data"]["issuer_id"] if r.status_code == 200 else r.text
+    made = all_at_once(addrs, gen, per_node=2)
     assert all(st == 200 for st, _ in made), made
     ids = sorted(i for _, i in made)
     for a in addrs:
@@ -475,16 +467,13 @@ def test_mounts_enabled_concurrently_on_three_nodes(cluster):
     every one (changes take a cluster-wide lock and re-read the table under it)."""
     addrs = [n["addr"] for n in cluster.nodes]
     names = [unique("kv") for _ in range(9)]
-    results, go = [], threading.Barrier(len(names))
+    left = list(names)
 
-    def enable(a, name):
-        go.wait()
-        results.append(call(a, "POST", f"sys/mounts/{name}", {"type": "kv", "options": {"version": "1"}}).status_code)
-    threads = [threading.Thread(target=enable, args=(addrs[i % 3], n)) for i, n in enumerate(names)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    def enable(sess, a):
+        name = left.pop()  # each thread its own name (list.pop is atomic)
+        return sess.post(f"{a}/v1/sys/mounts/{name}", headers=H, timeout=TIMEOUT,
+                         json={"type": "kv", "options": {"version": "1"}}).status_code
+    results = all_at_once(addrs, enable, per_node=3)
     assert results == [204] * len(names), results
     for a in addrs:
         within_a_second(lambda: all(f"{n}/" in call(a, "GET", "sys/mounts").json()["data"] for n in names))
