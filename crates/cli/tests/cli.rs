@@ -668,27 +668,7 @@ fn agent_keeps_files_while_the_ca_is_down_and_renews_when_it_returns() {
     };
     // A moment for the auto-unseal after init.
     std::thread::sleep(Duration::from_millis(300));
-    ok(&d, &["secrets", "enable", "pki"]);
-    ok(
-        &d,
-        &[
-            "write",
-            "pki/root/generate/internal",
-            "common_name=Root",
-            "key_type=ec",
-            "ttl=2h",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "write",
-            "pki/roles/web",
-            "allow_any_name=true",
-            "key_type=ec",
-            "max_ttl=1h",
-        ],
-    );
+    pki_root_and_role(&d, &root, "Root");
     let token = ok(
         &d,
         &["token", "create", "-field=token", "-policy=root", "-ttl=2h"],
@@ -782,6 +762,39 @@ fn help_flags_print_usage() {
             "{text}"
         );
     }
+}
+
+/// Through the CLI: enables `pki/` with an EC root named `common_name` (2 h) and the role
+/// `web` (any name, EC, leaves up to 1 h); the root certificate.
+fn pki_root_and_role(d: &Dev, token: &str, common_name: &str) -> String {
+    let cn = format!("common_name={common_name}");
+    let steps: [&[&str]; 3] = [
+        &["secrets", "enable", "pki"],
+        &[
+            "write",
+            "-field=certificate",
+            "pki/root/generate/internal",
+            &cn,
+            "key_type=ec",
+            "ttl=2h",
+        ],
+        &[
+            "write",
+            "pki/roles/web",
+            "allow_any_name=true",
+            "key_type=ec",
+            "max_ttl=1h",
+        ],
+    ];
+    let mut root = String::new();
+    for (i, args) in steps.iter().enumerate() {
+        let o = d.run_with(args, None, token);
+        assert!(o.status.success(), "{args:?}: {}", err(&o));
+        if i == 1 {
+            root = out(&o);
+        }
+    }
+    root
 }
 
 /// A PostgreSQL table no other test or run uses.
@@ -950,28 +963,7 @@ fn migrate_sqlite_to_postgresql_and_back() {
         assert!(o.status.success(), "{args:?}: {}", err(&o));
         out(&o)
     };
-    ok(&d, &["secrets", "enable", "pki"]);
-    let ca = ok(
-        &d,
-        &[
-            "write",
-            "-field=certificate",
-            "pki/root/generate/internal",
-            "common_name=Migrated Root",
-            "key_type=ec",
-            "ttl=2h",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "write",
-            "pki/roles/web",
-            "allow_any_name=true",
-            "key_type=ec",
-            "max_ttl=1h",
-        ],
-    );
+    let ca = pki_root_and_role(&d, &root, "Migrated Root");
     let issued: serde_json::Value = serde_json::from_str(&ok(
         &d,
         &[
