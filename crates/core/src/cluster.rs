@@ -154,22 +154,8 @@ impl Core {
         if key.starts_with("sys/token/parent/") || key.starts_with("sys/token/accessor/") {
             return true;
         }
-        let Some((t, rest)) = key
-            .strip_prefix("logical/")
-            .map(|r| (Table::Secrets, r))
-            .or_else(|| key.strip_prefix("auth/").map(|r| (Table::Auth, r)))
-        else {
-            return false;
-        };
-        let Some((uuid, rel)) = rest.split_once('/') else {
-            return false;
-        };
         let table = self.mount_table();
-        table
-            .mounts
-            .iter()
-            .find(|m| m.table == t && m.entry.uuid == uuid)
-            .is_some_and(|m| m.backend.uncached(rel))
+        mount_of(&table, key).is_some_and(|(m, rel)| m.backend.uncached(rel))
     }
 
     /// Applies what another node wrote to this node's in-memory state.
@@ -178,8 +164,14 @@ impl Core {
             return;
         }
         let keys = match change {
+            // Notifications were lost: drop every cache and re-read the shared tables.
             Change::All => {
-                self.resync().await;
+                self.tokens.invalidate_cache();
+                self.policies.invalidate();
+                self.reload_shared(true, true, true).await;
+                for m in &self.mount_table().mounts {
+                    m.backend.invalidate(None);
+                }
                 return;
             }
             Change::Keys(k) => k,
@@ -199,22 +191,16 @@ impl Core {
                 self.policies.invalidate();
             } else if key.starts_with("sys/audit/") {
                 audit = true;
-            } else if let Some((t, rest)) = key
-                .strip_prefix("logical/")
-                .map(|r| (Table::Secrets, r))
-                .or_else(|| key.strip_prefix("auth/").map(|r| (Table::Auth, r)))
-            {
-                if let Some((uuid, rel)) = rest.split_once('/') {
-                    if let Some(m) = table
-                        .mounts
-                        .iter()
-                        .find(|m| m.table == t && m.entry.uuid == uuid)
-                    {
-                        m.backend.invalidate(Some(rel));
-                    }
-                }
+            } else if let Some((m, rel)) = mount_of(&table, key) {
+                m.backend.invalidate(Some(rel));
             }
         }
+        self.reload_shared(keyring, mounts, audit).await;
+    }
+
+    /// Re-reads the shared records asked for: the keyring, the mount tables, the audit
+    /// devices. Failures are logged (the next change or resync tries again).
+    async fn reload_shared(&self, keyring: bool, mounts: bool, audit: bool) {
         if keyring {
             if let Err(e) = self.barrier.reload_keyring().await {
                 tracing::warn!(error = %e, "reloading the keyring failed");
@@ -233,28 +219,6 @@ impl Core {
             {
                 tracing::warn!(error = %e, "reloading the audit devices failed");
             }
-        }
-    }
-
-    /// Drops every cache and re-reads the shared tables (notifications were lost).
-    async fn resync(&self) {
-        if let Err(e) = self.barrier.reload_keyring().await {
-            tracing::warn!(error = %e, "reloading the keyring failed");
-        }
-        self.tokens.invalidate_cache();
-        self.policies.invalidate();
-        if let Err(e) = self.reload_mounts().await {
-            tracing::warn!(error = %e, "reloading the mount tables failed");
-        }
-        for m in &self.mount_table().mounts {
-            m.backend.invalidate(None);
-        }
-        if let Err(e) = self
-            .audit
-            .setup(StorageView::new(self.barrier.clone(), "sys/audit/"))
-            .await
-        {
-            tracing::warn!(error = %e, "reloading the audit devices failed");
         }
     }
 
@@ -370,4 +334,19 @@ impl Core {
             .collect();
         Ok(json!({ "nodes": list }))
     }
+}
+
+/// The mount whose data a physical key belongs to (`logical/<uuid>/...`, `auth/<uuid>/...`),
+/// and the key relative to the mount's storage.
+fn mount_of<'a, 'k>(table: &'a MountTable, key: &'k str) -> Option<(&'a Mounted, &'k str)> {
+    let (t, rest) = key
+        .strip_prefix("logical/")
+        .map(|r| (Table::Secrets, r))
+        .or_else(|| key.strip_prefix("auth/").map(|r| (Table::Auth, r)))?;
+    let (uuid, rel) = rest.split_once('/')?;
+    table
+        .mounts
+        .iter()
+        .find(|m| m.table == t && m.entry.uuid == uuid)
+        .map(|m| (m, rel))
 }

@@ -116,6 +116,15 @@ struct Sql {
     lock_key_leader: String,
 }
 
+/// A connected session: the client and the connection task that drives it.
+type Session = (
+    Client,
+    tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+    >,
+);
+
 /// PostgreSQL storage. Cheap to share through `Arc`.
 pub struct PostgresStorage {
     pool: Pool,
@@ -416,12 +425,16 @@ impl PostgresStorage {
     }
 
     /// A connection of its own, outside the pool (LISTEN, the leader lock, named locks).
+    /// A new session (client and the connection to drive), within the pool's timeout.
+    async fn connect(&self) -> Result<Session, StorageError> {
+        tokio::time::timeout(POOL_TIMEOUT, self.pg_config.connect(self.tls.clone()))
+            .await
+            .map_err(|_| StorageError::Unavailable("postgresql: connect timed out".into()))?
+            .map_err(pg_err)
+    }
+
     async fn dedicated(&self) -> Result<Client, StorageError> {
-        let (client, conn) =
-            tokio::time::timeout(POOL_TIMEOUT, self.pg_config.connect(self.tls.clone()))
-                .await
-                .map_err(|_| StorageError::Unavailable("postgresql: connect timed out".into()))?
-                .map_err(pg_err)?;
+        let (client, conn) = self.connect().await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -509,11 +522,7 @@ impl PostgresStorage {
 
     /// One LISTEN session: returns when the connection ends.
     async fn listen_once(&self, connected_before: &mut bool) -> Result<(), StorageError> {
-        let (client, mut conn) =
-            tokio::time::timeout(POOL_TIMEOUT, self.pg_config.connect(self.tls.clone()))
-                .await
-                .map_err(|_| StorageError::Unavailable("postgresql: connect timed out".into()))?
-                .map_err(pg_err)?;
+        let (client, mut conn) = self.connect().await?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
