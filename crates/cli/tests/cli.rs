@@ -639,19 +639,7 @@ fn agent_keeps_files_while_the_ca_is_down_and_renews_when_it_returns() {
     )
     .unwrap();
     let server = durable_server(dir.path(), port);
-    let (st, init) = http(
-        port,
-        "PUT",
-        "/v1/sys/init",
-        r#"{"secret_shares":1,"secret_threshold":1}"#,
-    );
-    assert_eq!(st, 200, "{init}");
-    let root: String = init
-        .split("\"root_token\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let root = init_root(port);
     let mut d = Dev {
         child: server,
         addr: format!("http://127.0.0.1:{port}"),
